@@ -63,6 +63,10 @@ def run(cfg: DictConfig) -> dict:
         default_root_dir=str(output_dir),
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    if not cfg.trainer.get("fast_dev_run"):
+        # ModelCheckpoint saves every N steps; make sure last.ckpt holds the final step too.
+        # (Called on every rank: Lightning writes on rank 0 only.)
+        trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt")
 
     result = {"output_dir": str(output_dir), "history": evaluation.history}
     if trainer.is_global_zero:

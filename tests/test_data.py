@@ -1,0 +1,148 @@
+from collections import Counter
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from biolord.data.collate import PairCollator
+from biolord.data.datamodule import PairDataModule
+from biolord.data.ontology import OboSyntaxError, concept_rows, obo_concepts, Concept
+from biolord.data.rows import CleaningReport, NoUsableRowsError, clean_rows
+from biolord.data.split import concept_key, is_held_out
+from biolord.data.verbalize import describe
+
+
+def test_obo_builder_reads_names_synonyms_definitions_and_relations(tiny_obo):
+    stats = Counter()
+    concepts = {c.id: c for c in obo_concepts(tiny_obo, stats)}
+    assert stats["obsolete"] == 1 and "TST:9999999" not in concepts
+    c = concepts["TST:0000005"]
+    assert c.label == "skin disorder two"
+    assert c.synonyms == ["two skin disorder"]  # EXACT only by default; RELATED excluded
+    assert c.definition.startswith("A rare disorder of the skin")
+    assert c.parents == ["disease"]
+    assert c.relations == [("part_of", "liver disorder one")]
+    rows = list(concept_rows(c, "tst", ["description"]))
+    assert rows[0]["text"] == "skin disorder two is a disease. skin disorder two is part of liver disorder one."
+    related = obo_concepts(tiny_obo, Counter(), synonym_scopes=("EXACT", "RELATED"))
+    assert any("skin abnormality two" in x.synonyms for x in related)
+
+
+def test_concept_rows_have_the_three_kinds():
+    c = Concept("X:1", "Wilson disease", ["hepatolenticular degeneration"], "A copper disorder.", ["copper metabolism disorder", "autosomal recessive disease"])
+    rows = list(concept_rows(c, "test", ["definition", "synonym", "description"]))
+    kinds = Counter(r["kind"] for r in rows)
+    assert kinds == {"definition": 2, "synonym": 1, "description": 2}
+    desc = next(r["text"] for r in rows if r["kind"] == "description")
+    assert desc == "Wilson disease is a copper metabolism disorder and an autosomal recessive disease."
+
+
+def test_verbalize_relations_and_nothing_to_say():
+    assert describe("heart", [], [("part_of", "Cardiovascular system")]) == "heart is part of cardiovascular system."
+    assert describe("X", ["HIV infection"]) == "X is a HIV infection."
+    assert describe("X", []) is None
+
+
+def test_bad_rows_are_counted_never_silently_dropped():
+    rows = [
+        {"concept_id": "A", "name": "heart", "text": "an organ", "kind": "definition", "source": "s"},
+        {"concept_id": "A", "name": "heart", "text": "an organ", "kind": "definition", "source": "s"},
+        {"concept_id": "B", "name": "", "text": "x", "kind": "definition", "source": "s"},
+        {"concept_id": "C", "name": 3.5, "text": "x", "kind": "definition", "source": "s"},
+        {"concept_id": "D", "name": "y", "text": None, "kind": "definition", "source": "s"},
+        {"concept_id": "E", "name": "Liver", "text": "liver", "kind": "synonym", "source": "s"},
+        {"concept_id": "F", "name": "a", "text": "b", "kind": "nonsense", "source": "s"},
+    ]
+    report = CleaningReport()
+    kept = list(clean_rows(rows, report))
+    assert len(kept) == 1
+    assert report.kept["s"] == 1
+    assert report.skipped == Counter({
+        ("s", "duplicate pair"): 1,
+        ("s", "empty name"): 1,
+        ("s", "non-string (float) name"): 1,
+        ("s", "missing text"): 1,
+        ("s", "name equals text"): 1,
+        ("s", "unknown kind 'nonsense'"): 1,
+    })
+    assert sum(report.skipped.values()) + sum(report.kept.values()) == len(rows)
+
+
+def test_split_is_by_concept_and_deterministic():
+    ids = [f"C:{i}" for i in range(2000)]
+    held = [i for i in ids if is_held_out(i, 0.1, seed=0)]
+    assert held == [i for i in ids if is_held_out(i, 0.1, seed=0)]
+    assert 150 < len(held) < 250
+    assert held != [i for i in ids if is_held_out(i, 0.1, seed=1)]
+    assert concept_key("C:1") == concept_key("C:1") != concept_key("C:2")
+
+
+def _data_cfg(**kw):
+    base = dict(sources=[], val_fraction=0.2, split_seed=0, val_max_concepts=None, max_train_rows=None, batch_size_per_device=4, num_workers=0)
+    base.update(kw)
+    return OmegaConf.create(base)
+
+
+def test_datamodule_splits_by_concept_and_writes_stats(tiny_obo, tiny_encoder, tmp_path):
+    dm = PairDataModule(_data_cfg(sources=[{"type": "obo", "path": str(tiny_obo)}]), tiny_encoder.tokenizer, 32, str(tmp_path))
+    dm.setup()
+    train_ids = {r["concept_id"] for r in dm.train_rows}
+    assert not train_ids & set(dm.heldout.concept_ids)
+    assert len(dm.heldout) > 0 and len(dm.heldout.names) == len(dm.heldout.definitions)
+    assert (tmp_path / "data_stats.json").exists()
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["anchor"]["input_ids"].shape[0] == 4 and batch["concept_id"].dtype == torch.long
+
+
+def test_collator_pads_each_side_separately(tiny_encoder):
+    rows = [
+        {"concept_id": "A", "name": "eye", "text": "a long text about the eye and the liver and the heart"},
+        {"concept_id": "A", "name": "eye defect", "text": "short"},
+    ]
+    batch = PairCollator(tiny_encoder.tokenizer, 32)(rows)
+    assert batch["anchor"]["input_ids"].shape[1] < batch["positive"]["input_ids"].shape[1]
+    assert batch["concept_id"][0] == batch["concept_id"][1]
+
+
+def test_source_without_usable_rows(tmp_path, tiny_encoder):
+    empty = tmp_path / "empty.obo"
+    empty.write_text("format-version: 1.2\n\n[Term]\nid: X:1\nname: gone\nis_obsolete: true\n")
+    dm = PairDataModule(_data_cfg(sources=[{"type": "obo", "path": str(empty)}]), tiny_encoder.tokenizer, 32)
+    with pytest.raises(NoUsableRowsError, match="gave no usable row"):
+        dm.setup()
+
+
+def test_batch_larger_than_data(tiny_obo, tiny_encoder):
+    dm = PairDataModule(_data_cfg(sources=[{"type": "obo", "path": str(tiny_obo)}], batch_size_per_device=100000), tiny_encoder.tokenizer, 32)
+    with pytest.raises(ValueError, match=r"data.batch_size_per_device=100000 is larger than the \d+ training rows"):
+        dm.setup()
+
+
+def test_missing_and_broken_obo(tmp_path):
+    with pytest.raises(FileNotFoundError, match="OBO file not found"):
+        obo_concepts(tmp_path / "nope.obo", Counter())
+    bad = tmp_path / "bad.obo"
+    bad.write_text("format-version: 1.2\n\n[Term]\nid: X:1\nname: ok\nis_a: \n[Term\nid broken\n")
+    with pytest.raises(OboSyntaxError, match="bad.obo"):
+        obo_concepts(bad, Counter())
+
+
+def test_unknown_source_type_and_kind(tiny_encoder):
+    dm = PairDataModule(_data_cfg(sources=[{"type": "ftp"}]), tiny_encoder.tokenizer, 32)
+    with pytest.raises(ValueError, match="unknown data source type 'ftp'.*available"):
+        dm.setup()
+    dm = PairDataModule(_data_cfg(sources=[{"type": "hpo", "kinds": ["defs"]}]), tiny_encoder.tokenizer, 32)
+    with pytest.raises(ValueError, match="unknown kind 'defs'"):
+        dm.setup()
+
+
+def test_embedded_default_sources_build():
+    """The packaged MONDO data (no network): labels, definitions and descriptions come out."""
+    pytest.importorskip("cellxgene_ontology_guide")
+    from biolord.data.ontology import cellxgene_concepts
+
+    stats = Counter()
+    concepts, version = cellxgene_concepts("MONDO", stats)
+    assert len(concepts) > 20000 and stats["obsolete"] > 0 and version
+    wilson = next(c for c in concepts if c.id == "MONDO:0010200")
+    assert wilson.label == "Wilson disease" and wilson.definition and wilson.parents

@@ -1,0 +1,107 @@
+"""The suite end to end: Hydra config, several models side by side, results files, card, callback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from biolord.evaluation.benchmark_callback import BenchmarkCallback
+from biolord.evaluation.crosslingual import CrossLingualBenchmark
+from biolord.evaluation.embedder import TextEmbedder
+from biolord.evaluation.files import BenchmarkFileError
+from biolord.evaluation.heldout import HeldOutBenchmark
+from biolord.evaluation.runner import run
+
+try:
+    from tests.evaluation_tiny import tiny_eval_encoder, tiny_eval_model_dir, write_tiny_bert  # noqa: F401
+except ImportError:
+    from evaluation_tiny import tiny_eval_encoder, tiny_eval_model_dir, write_tiny_bert  # noqa: F401
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def _compose(overrides):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="evaluate", overrides=overrides)
+
+
+def test_every_preset_composes_and_names_a_kind():
+    from biolord.evaluation.benchmarks import PRESET_DIR, load_spec
+
+    names = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+    assert {"biosses", "mayosrs", "umnsrs_sim", "stsb", "ncbi_disease", "heldout"} <= set(names)
+    for name in names:
+        assert load_spec(name)["name"] == name
+    cfg = _compose([])
+    assert list(cfg.benchmarks) == ["biosses", "mayosrs", "umnsrs_sim", "stsb", "ncbi_disease", "heldout"]
+
+
+def test_two_models_side_by_side_with_results_files_and_card(tmp_path, tiny_eval_model_dir):
+    other = write_tiny_bert(tmp_path / "other_model")  # a local folder: its README gets the table
+    (tmp_path / "pairs.tsv").write_text("a\tb\ts\ncat sits\tdog sits\t3\nred car\tblue car\t2\ncat\ttree\t0\n")
+    (tmp_path / "par.tsv").write_text("en\tfr\ndog\tchien\nhouse\tmaison\n")
+    cfg = _compose([
+        f"models=[{tiny_eval_model_dir},{other}]",
+        f"evals_dir={tmp_path}",
+        "+bench_pairs={kind: pairs, path: pairs.tsv, text1: a, text2: b, score: s}",
+        "benchmarks=[${bench_pairs},{name: xl, kind: crosslingual, path: par.tsv, english: en, other: fr}]",
+        f"cache_dir={tmp_path / 'cache'}",
+        f"output_dir={tmp_path / 'out'}",
+        "device=cpu",
+    ])
+    results = run(cfg)
+    assert [(r["model"] == str(tiny_eval_model_dir), r["benchmark"]) for r in results] == [
+        (True, "pairs"), (True, "xl"), (False, "pairs"), (False, "xl")]
+    lines = [json.loads(x) for x in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert len(lines) == 4 and lines[0]["n"] == 3 and "spearman" in lines[0]["metrics"]
+    assert len(next(iter(lines[0]["files"].values()))) == 64 and lines[0]["seconds"] >= 0
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert "| pairs | spearman | 3 |" in table and "| xl | acc@1 | 2 |" in table
+    assert (tmp_path / "out" / "results.png").stat().st_size > 1000
+    card = (other / "README.md").read_text()
+    assert card.count("## Benchmarks") == 1 and "| pairs | spearman |" in card
+
+
+def test_bad_benchmark_names_and_files_fail_clearly(tmp_path):
+    cfg = _compose([f"evals_dir={tmp_path}", "benchmarks=[nope]", f"output_dir={tmp_path}"])
+    with pytest.raises(BenchmarkFileError, match="benchmark 'nope' not found.*known benchmarks"):
+        run(cfg)
+    cfg = _compose([f"evals_dir={tmp_path}", "benchmarks=[biosses]", f"output_dir={tmp_path}"])
+    with pytest.raises(BenchmarkFileError, match="BIOSSES.tsv: file not found.*BIOLORD_EVALS_DIR"):
+        run(cfg)
+
+
+def test_crosslingual_and_heldout_retrieval_by_hand(tmp_path, tiny_eval_encoder):
+    (tmp_path / "par.tsv").write_text("en\tes\ndog\tperro\nhouse\tcasa\ndog\tchien\n")
+    xl = CrossLingualBenchmark("xl", "par.tsv", evals_dir=tmp_path, english="en", other="es")
+    identical = CrossLingualBenchmark("xl", "par.tsv", evals_dir=tmp_path, english="en", other="en")
+    embedder = TextEmbedder(tiny_eval_encoder, batch_size=8)
+    assert identical.run(embedder)["metrics"] == {"acc@1": 100.0, "mrr": 100.0}
+    out = xl.run(embedder)
+    assert out["n"] == 3 and 0 <= out["metrics"]["acc@1"] <= 100
+    heldout = SimpleNamespace(names=["cat", "tree"], definitions=["cat", "tree"])
+    assert HeldOutBenchmark("heldout", heldout=heldout).run(embedder)["metrics"]["acc@1"] == 100.0
+
+
+def test_callback_logs_bench_metrics_on_rank_zero(tmp_path, tiny_eval_encoder):
+    (tmp_path / "pairs.tsv").write_text("a\tb\ts\ncat sits\tdog sits\t3\nred car\tblue car\t2\ncat\ttree\t0\n")
+    logged = []
+    logger = SimpleNamespace(log_metrics=lambda metrics, step: logged.append((step, metrics)))
+    trainer = SimpleNamespace(global_rank=0, sanity_checking=False, global_step=0, loggers=[logger],
+                              datamodule=SimpleNamespace(heldout=SimpleNamespace(names=["cat"], definitions=["cat"])))
+    module = SimpleNamespace(encoder=tiny_eval_encoder)
+    callback = BenchmarkCallback.from_config(
+        {"benchmarks": [{"name": "toy", "kind": "pairs", "path": "pairs.tsv", "text1": "a", "text2": "b", "score": "s"},
+                        "heldout"], "evals_dir": str(tmp_path), "every_n_steps": 2})
+    callback.setup(trainer, module, "fit")
+    callback.on_train_start(trainer, module)
+    trainer.global_step = 2
+    callback.on_train_batch_end(trainer, module, None, None, 1)
+    callback.on_train_end(trainer, module)  # same step: not scored twice
+    assert [s for s, _ in logged] == [0, 2]
+    assert set(logged[0][1]) == {"bench/toy/spearman", "bench/toy/pearson", "bench/heldout/acc@1", "bench/heldout/mrr"}
+    assert BenchmarkCallback.from_config({"benchmarks": []}) is None

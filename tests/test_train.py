@@ -1,0 +1,101 @@
+"""The contrastive phase through ``run(cfg)``, as train.py runs it."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from biolord.checkpoint import CorruptCheckpointError, load_checkpoint
+from biolord.data.rows import NoUsableRowsError
+from biolord.model_source import ModelNotFoundError
+from biolord.train import run
+from tests.conftest import ROOT
+
+
+def test_fast_dev_run(tiny_train_cfg):
+    result = run(tiny_train_cfg("trainer.fast_dev_run=true"))
+    assert result["history"]  # evaluated before and after
+
+
+def test_short_run_writes_checkpoint_and_loadable_model(tiny_train_cfg, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    cfg = tiny_train_cfg()
+    result = run(cfg)
+    out = tmp_path / "run"
+    # evaluations: start (step 0), step 2, end (step 3)
+    assert [h["step"] for h in result["history"]] == [0, 2, 3]
+    ckpt = load_checkpoint(out / "checkpoints" / "last.ckpt")
+    assert ckpt["global_step"] == 3
+    assert ckpt["biolord_config"]["data"]["batch_size_per_device"] == 8
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["heldout_retrieval"][-1]["step"] == 3
+    assert (out / "csv" / "metrics.csv").exists()
+    assert not list((out / "checkpoints").glob(".*tmp*"))  # atomic writes leave no temp files
+
+    # the exported folder gives the trained encoder's vectors (rebuilt from the checkpoint)
+    from biolord.encoder import Encoder
+
+    enc = Encoder.load(cfg.model.name_or_path, max_seq_length=cfg.model.max_seq_length)
+    enc.load_state_dict({k.removeprefix("encoder."): v for k, v in ckpt["state_dict"].items() if k.startswith("encoder.")})
+    texts = ["heart disease one", "A rare disorder of the liver characterized by two kidney defect."]
+    st = SentenceTransformer(str(out / "model"), device="cpu")
+    diff = (enc.encode(texts) - st.encode(texts, convert_to_tensor=True).cpu()).abs().max().item()
+    assert diff <= 1e-5
+    assert "Held-out retrieval" in (out / "model" / "README.md").read_text()
+
+
+def test_missing_model_path(tiny_train_cfg, tmp_path):
+    cfg = tiny_train_cfg(f"model.name_or_path={tmp_path}/nope/model")
+    with pytest.raises(ModelNotFoundError, match="model path does not exist"):
+        run(cfg)
+
+
+def test_batch_larger_than_data(tiny_train_cfg):
+    with pytest.raises(ValueError, match="lower data.batch_size_per_device"):
+        run(tiny_train_cfg("data.batch_size_per_device=50000"))
+
+
+def test_source_with_no_rows(tiny_train_cfg, tmp_path):
+    empty = tmp_path / "empty.obo"
+    empty.write_text("format-version: 1.2\n")
+    with pytest.raises(NoUsableRowsError):
+        run(tiny_train_cfg(f"data.sources=[{{type:obo,path:'{empty}'}}]"))
+
+
+def test_nan_loss_stops_with_a_clear_error(tiny_train_cfg, monkeypatch):
+    from biolord.phases.contrastive import ContrastivePhase
+
+    original = ContrastivePhase.training_step
+
+    def poisoned(self, batch, batch_idx):
+        for p in self.encoder.parameters():
+            p.data.fill_(float("nan"))
+            break
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(ContrastivePhase, "training_step", poisoned)
+    with pytest.raises(FloatingPointError, match="loss is nan at step 0; lower optim.lr"):
+        run(tiny_train_cfg("eval.at_start=false"))
+
+
+def test_truncated_checkpoint_is_reported(tmp_path):
+    bad = tmp_path / "last.ckpt"
+    torch.save({"x": torch.zeros(1000)}, bad)
+    bad.write_bytes(bad.read_bytes()[:100])
+    with pytest.raises(CorruptCheckpointError, match="truncated or corrupt"):
+        load_checkpoint(bad)
+
+
+@pytest.mark.parametrize("entry", ["average.py", "distill.py"])
+def test_unimplemented_entry_points_say_so(entry):
+    proc = subprocess.run([sys.executable, str(ROOT / entry)], capture_output=True, text=True)
+    assert proc.returncode != 0 and "not implemented yet" in proc.stderr
+
+
+def test_train_py_rejects_unknown_phase():
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "phase=nope"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode != 0
+    assert "Could not find 'phase/nope'" in proc.stderr and "contrastive" in proc.stderr
