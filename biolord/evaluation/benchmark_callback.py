@@ -37,7 +37,7 @@ class BenchmarkCallback(L.Callback):
         if cfg is None or not cfg.get("benchmarks"):
             return None
         return cls(
-            list(cfg.benchmarks),
+            list(cfg["benchmarks"]),
             evals_dir=cfg.get("evals_dir"),
             every_n_steps=cfg.get("every_n_steps", 0),
             at_start=cfg.get("at_start", True),
