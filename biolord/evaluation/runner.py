@@ -66,7 +66,9 @@ def pick_device(name: str | None) -> torch.device:
 
 
 def run(cfg: DictConfig) -> list[dict]:
-    models = list(cfg.get("models") or [cfg.model])
+    models = list(cfg.get("models") or [])
+    if not models:
+        raise ValueError("no model to evaluate; give model=<folder or hub id> or models=[a,b]")
     evals_dir = Path(cfg.evals_dir).expanduser() if cfg.get("evals_dir") else default_evals_dir()
     data_cfg = cfg.get("data")
     benches = build_benchmarks(list(cfg.benchmarks), evals_dir, cfg.get("benchmark_dirs") or (), data=data_cfg)
