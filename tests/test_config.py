@@ -9,12 +9,13 @@ from omegaconf import OmegaConf
 from biolord.phases import phase_class
 from tests.conftest import CONF, compose
 
-GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir())
+# the groups of conf/train.yaml (other groups, e.g. benchmark/, belong to other entry points)
+GROUPS = ["phase", "model", "data", "optim", "trainer", "logger", "paths", "debug", "experiment"]
 
 
 @pytest.mark.parametrize(
     "group,option",
-    [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))],
+    [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml")) if (CONF / g).is_dir()],
 )
 def test_every_option_composes(group, option, tmp_path):
     overrides = [f"{group}={option}", f"paths.output_dir={tmp_path}"]
