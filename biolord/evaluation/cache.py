@@ -70,6 +70,7 @@ class EmbeddingCache:
         os.close(fd)
         try:
             torch.save(vectors.contiguous(), tmp)
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is shared like any cache file
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
