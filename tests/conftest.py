@@ -32,7 +32,11 @@ def write_tiny_model(folder: Path, hidden: int = 32, layers: int = 2) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(WORDS)), *list("0123456789-.,:'")]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    # transformers 5 takes the vocabulary as `vocab` (and ignores `vocab_file`); 4.x wants the file
+    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
+    if len(tokenizer) < len(vocab):
+        tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    assert tokenizer.tokenize("wilson disease") == ["wilson", "disease"], "tiny tokenizer lost its vocabulary"
     torch.manual_seed(0)
     config = BertConfig(
         vocab_size=len(vocab),
@@ -128,6 +132,7 @@ def tiny_train_cfg(tmp_path, tiny_model_dir, tiny_obo):
                 "data.val_fraction=0.2",
                 "data.val_max_concepts=20",
                 f"paths.output_dir={tmp_path / 'run'}",
+                f"paths.cache_dir={tmp_path / 'cache'}",
                 "logger=csv",
                 "trainer.max_steps=3",
                 "trainer.log_every_n_steps=1",

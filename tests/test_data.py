@@ -77,8 +77,14 @@ def test_split_is_by_concept_and_deterministic():
     assert concept_key("C:1") == concept_key("C:1") != concept_key("C:2")
 
 
+_CACHE = {}
+
+
 def _data_cfg(**kw):
-    base = dict(sources=[], val_fraction=0.2, split_seed=0, val_max_concepts=None, max_train_rows=None, batch_size_per_device=4, num_workers=0)
+    import tempfile
+
+    cache = _CACHE.setdefault("dir", tempfile.mkdtemp(prefix="biolord-test-cache-"))
+    base = dict(sources=[], val_fraction=0.2, split_seed=0, val_max_concepts=None, max_train_rows=None, batch_size_per_device=4, num_workers=0, cache_dir=cache)
     base.update(kw)
     return OmegaConf.create(base)
 
@@ -86,7 +92,7 @@ def _data_cfg(**kw):
 def test_datamodule_splits_by_concept_and_writes_stats(tiny_obo, tiny_encoder, tmp_path):
     dm = PairDataModule(_data_cfg(sources=[{"type": "obo", "path": str(tiny_obo)}]), tiny_encoder.tokenizer, 32, str(tmp_path))
     dm.setup()
-    train_ids = {r["concept_id"] for r in dm.train_rows}
+    train_ids = set(dm.table.dataset.select(dm.train_indices.tolist())["concept_id"])
     assert not train_ids & set(dm.heldout.concept_ids)
     assert len(dm.heldout) > 0 and len(dm.heldout.names) == len(dm.heldout.definitions)
     assert (tmp_path / "data_stats.json").exists()
@@ -114,7 +120,7 @@ def test_source_without_usable_rows(tmp_path, tiny_encoder):
 
 def test_batch_larger_than_data(tiny_obo, tiny_encoder):
     dm = PairDataModule(_data_cfg(sources=[{"type": "obo", "path": str(tiny_obo)}], batch_size_per_device=100000), tiny_encoder.tokenizer, 32)
-    with pytest.raises(ValueError, match=r"data.batch_size_per_device=100000 is larger than the \d+ training rows"):
+    with pytest.raises(ValueError, match=r"data.batch_size_per_device=100000 \(x 1 devices\) is larger than the \d+ training rows"):
         dm.setup()
 
 

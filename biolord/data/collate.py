@@ -28,5 +28,7 @@ class PairCollator:
         return {
             "anchor": self._tokenize([r["name"] for r in rows]),  # (B, T_name)
             "positive": self._tokenize([r["text"] for r in rows]),  # (B, T_text)
-            "concept_id": torch.tensor([concept_key(r["concept_id"]) for r in rows], dtype=torch.long),  # (B,)
+            "concept_id": torch.tensor(
+                [r["concept_key"] if "concept_key" in r else concept_key(r["concept_id"]) for r in rows], dtype=torch.long
+            ),  # (B,)
         }

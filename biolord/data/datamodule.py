@@ -1,4 +1,4 @@
-"""The LightningDataModule of the pair phases: sources -> cleaned rows -> split -> DataLoader."""
+"""The LightningDataModule of the pair phases: sources -> cached Arrow rows -> split -> global batches."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from collections import Counter
 from pathlib import Path
 
 import lightning as L
-from torch.utils.data import DataLoader
+import numpy as np
+from torch.utils.data import DataLoader, Dataset
 
+from biolord import distributed
+from biolord.data.build import RowTable, load_or_build
 from biolord.data.collate import PairCollator
-from biolord.data.rows import CleaningReport, NoUsableRowsError, clean_rows
-from biolord.data.sources import source_rows
-from biolord.data.split import _unit, is_held_out
+from biolord.data.rows import NoUsableRowsError
+from biolord.data.sampler import GlobalBatchSampler
 
 log = logging.getLogger(__name__)
 
@@ -28,92 +30,141 @@ class HeldOut:
         return len(self.concept_ids)
 
 
-def build_rows(sources, report: CleaningReport, term_stats: dict) -> list[dict]:
-    rows = []
-    for entry in sources:
-        stats: Counter = Counter()
-        rows.extend(clean_rows(source_rows(dict(entry), stats), report))
-        label = entry.get("name") or entry.get("ontology") or entry.get("type")
-        term_stats[str(label)] = dict(stats)
-    return rows
+class RowsView(Dataset):
+    """Training rows as a map-style dataset over the memory-mapped table (positions -> table rows)."""
+
+    COLUMNS = ["concept_id", "name", "text", "concept_key"]
+
+    def __init__(self, table: RowTable, indices: np.ndarray):
+        self.data = table.dataset.select_columns(self.COLUMNS)
+        self.indices = indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.data[int(self.indices[i])]
+
+    def __getitems__(self, positions: list[int]) -> list[dict]:
+        batch = self.data[self.indices[positions].tolist()]  # one Arrow take for the whole batch
+        return [dict(zip(batch, values)) for values in zip(*batch.values())]
 
 
 class PairDataModule(L.LightningDataModule):
-    def __init__(self, cfg, tokenizer, max_length: int, output_dir: str | None = None):
+    def __init__(self, cfg, tokenizer, max_length: int, output_dir: str | None = None, world_size: int | None = None, rank: int | None = None):
         super().__init__()
         self.cfg = cfg
         self.collator = PairCollator(tokenizer, max_length)
         self.output_dir = output_dir
-        self.train_rows: list[dict] | None = None
+        self._world, self._rank = world_size, rank
+        self.table: RowTable | None = None
+        self.train_indices: np.ndarray | None = None
         self.heldout: HeldOut | None = None
-        self.report = CleaningReport()
-        self.term_stats: dict = {}
+
+    @property
+    def report(self) -> dict:
+        return self.table.report if self.table else {}
 
     def setup(self, stage: str | None = None) -> None:
-        if self.train_rows is not None:
+        if self.table is not None:
             return
         cfg = self.cfg
         if not cfg.sources:
             raise NoUsableRowsError("data.sources is empty; name at least one source (see conf/data/)")
-        rows = build_rows(cfg.sources, self.report, self.term_stats)
-        for line in self.report.lines():
+        table = load_or_build(list(cfg.sources), cfg.split_seed, cfg.cache_dir)
+        for line in _report_lines(table.report):
             log.info(line)
-        for source, stats in self.term_stats.items():
-            for reason, n in stats.items():
-                log.info("terms excluded from %s (%s): %d", source, reason, n)
-        if not rows:
+        if not table.keep.any():
             raise NoUsableRowsError(
                 f"data sources {[dict(s) for s in cfg.sources]} gave no usable row "
-                f"(skipped: {self.report.summary()['skipped']}); check the source paths and columns"
+                f"(skipped: {table.report['skipped']}, terms excluded: {table.report['terms_excluded']}); "
+                "check the source paths, columns and format"
             )
-        train, held = [], []
-        for row in rows:
-            (held if is_held_out(row["concept_id"], cfg.val_fraction, cfg.split_seed) else train).append(row)
+        held_mask = table.column("unit") < cfg.val_fraction  # (N,) by concept: no concept on both sides
+        train = np.flatnonzero(table.keep & ~held_mask)
         if cfg.get("max_train_rows"):
             train = train[: int(cfg.max_train_rows)]
-        self.train_rows = train
-        self.heldout = self._heldout(held)
-        batch = cfg.batch_size_per_device
-        if batch > len(train):
+        self.table, self.train_indices = table, train
+        self.heldout = self._heldout(np.flatnonzero(table.keep & held_mask))
+        world = self._world or distributed.world_size()
+        global_batch = cfg.batch_size_per_device * world
+        if global_batch > len(train):
             raise ValueError(
-                f"data.batch_size_per_device={batch} is larger than the {len(train)} training rows; "
-                f"lower data.batch_size_per_device (at most {len(train)}) or add data"
+                f"data.batch_size_per_device={cfg.batch_size_per_device} (x {world} devices) is larger than the "
+                f"{len(train)} training rows; lower data.batch_size_per_device (at most {len(train) // world}) or add data"
             )
         log.info(
             "data: %d training rows, %d held-out rows, %d held-out concepts for retrieval",
-            len(train), len(held), len(self.heldout),
+            len(train), int((table.keep & held_mask).sum()), len(self.heldout),
         )
-        if self.output_dir:
+        if self.output_dir and (self._rank or distributed.rank()) == 0:
             Path(self.output_dir).mkdir(parents=True, exist_ok=True)
             stats = {
-                "train_rows": len(train),
-                "heldout_rows": len(held),
+                "train_rows": int(len(train)),
+                "heldout_rows": int((table.keep & held_mask).sum()),
                 "heldout_retrieval_concepts": len(self.heldout),
-                "kinds": dict(Counter(r["kind"] for r in train)),
-                "cleaning": self.report.summary(),
-                "terms_excluded": self.term_stats,
+                **table.report,
+                "cache": str(table.folder),
             }
             (Path(self.output_dir) / "data_stats.json").write_text(json.dumps(stats, indent=2))
 
-    def _heldout(self, held: list[dict]) -> HeldOut:
-        """One (preferred name, definition) per held-out concept; the sources emit the label first."""
-        first: dict[str, dict] = {}
-        for row in held:
-            if row["kind"] == "definition" and row["concept_id"] not in first:
-                first[row["concept_id"]] = row
-        ids = sorted(first, key=lambda c: _unit(c, self.cfg.split_seed + 1))
+    def _heldout(self, held: np.ndarray) -> HeldOut:
+        """One (preferred name, definition) per held-out concept; sources emit the label first."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if len(held) == 0:
+            return HeldOut([], [], [])
+        sub = self.table.dataset.data.table.take(pa.array(held)).select(["concept_id", "name", "text", "kind", "unit"])
+        sub = sub.filter(pc.equal(sub.column("kind"), "definition"))
+        first: dict[str, tuple[str, str, float]] = {}
+        for cid, name, text, unit in zip(*(sub.column(c).to_pylist() for c in ("concept_id", "name", "text", "unit"))):
+            first.setdefault(cid, (name, text, unit))
+        # a deterministic subset: concepts ordered by a second hash of their id
+        ids = sorted(first, key=lambda c: (hash_unit(c, self.cfg.split_seed + 1)))
         if self.cfg.get("val_max_concepts"):
             ids = ids[: int(self.cfg.val_max_concepts)]
         ids.sort()
-        return HeldOut(ids, [first[c]["name"] for c in ids], [first[c]["text"] for c in ids])
+        return HeldOut(ids, [first[c][0] for c in ids], [first[c][1] for c in ids])
+
+    def sampler(self) -> GlobalBatchSampler:
+        cfg, table, idx = self.cfg, self.table, self.train_indices
+        weights = [float(s.get("weight", 1.0)) for s in cfg.sources]
+        use_weights = any(s.get("weight") is not None for s in cfg.sources)
+        if use_weights and sum(weights) <= 0:
+            raise ValueError(f"data.sources weights {weights} must sum to a positive number")
+        return GlobalBatchSampler(
+            concept_keys=table.column("concept_key")[idx],
+            lengths=table.column("length")[idx],
+            source_ids=table.column("source_id")[idx].astype(np.int64),
+            batch_size=cfg.batch_size_per_device,
+            world_size=self._world or distributed.world_size(),
+            rank=self._rank if self._rank is not None else distributed.rank(),
+            seed=cfg.get("shuffle_seed", 0),
+            unique_concepts=cfg.get("unique_concepts", True),
+            group_by_length=cfg.get("group_by_length", True),
+            weights=weights if use_weights else None,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(
-            self.train_rows,
-            batch_size=self.cfg.batch_size_per_device,
-            shuffle=True,
-            drop_last=True,  # equal batch sizes on every rank: the loss gathers candidates across ranks
+            RowsView(self.table, self.train_indices),
+            batch_sampler=self.sampler(),
             collate_fn=self.collator,
             num_workers=self.cfg.num_workers,
             persistent_workers=self.cfg.num_workers > 0,
         )
+
+
+def hash_unit(concept_id: str, seed: int) -> float:
+    from biolord.data.split import _unit
+
+    return _unit(concept_id, seed)
+
+
+def _report_lines(report: dict) -> list[str]:
+    out = [f"rows kept from {src}: {n}" for src, n in sorted(report.get("kept", {}).items())]
+    out += [f"rows skipped from {k}: {n}" for k, n in sorted(report.get("skipped", {}).items())]
+    for src, stats in report.get("terms_excluded", {}).items():
+        out += [f"terms excluded from {src} ({reason}): {n}" for reason, n in stats.items()]
+    return out

@@ -30,7 +30,7 @@ class CleaningReport:
     def summary(self) -> dict:
         return {
             "kept": dict(self.kept),
-            "skipped": {f"{src}: {reason}": n for (src, reason), n in sorted(self.skipped.items())},
+            "skipped": {f"{src} ({reason})": n for (src, reason), n in sorted(self.skipped.items())},
         }
 
     def lines(self) -> list[str]:
@@ -49,8 +49,12 @@ def _bad_text(value) -> str | None:
     return None
 
 
-def clean_rows(rows: Iterable[dict], report: CleaningReport) -> Iterator[dict]:
-    """Yield valid, whitespace-normalised, de-duplicated rows; count the others in ``report``."""
+def clean_rows(rows: Iterable[dict], report: CleaningReport, dedup: bool = True) -> Iterator[dict]:
+    """Yield valid, whitespace-normalised rows; count the others in ``report``.
+
+    ``dedup`` removes exact duplicates with an in-memory set (small inputs); the Arrow build
+    de-duplicates with 64-bit hashes and numpy instead (``biolord.data.build``).
+    """
     seen: set[tuple] = set()
     for row in rows:
         source = row.get("source") or "unknown"
@@ -69,12 +73,12 @@ def clean_rows(rows: Iterable[dict], report: CleaningReport) -> Iterator[dict]:
                 reason = "name equals text"
             else:
                 key = (row["concept_id"], name, text)
-                if key in seen:
+                if dedup and key in seen:
                     reason = "duplicate pair"
-                else:
+                elif dedup:
                     seen.add(key)
         if reason is not None:
             report.skipped[(source, reason)] += 1
             continue
         report.kept[source] += 1
-        yield {"concept_id": row["concept_id"], "name": name, "text": text, "kind": kind, "source": source}
+        yield {"concept_id": str(row["concept_id"]), "name": name, "text": text, "kind": kind, "source": source}

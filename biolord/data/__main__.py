@@ -1,0 +1,33 @@
+"""``python -m biolord.data [data=...] [model=...]``: statistics of the configured training data.
+
+Uses the same config as ``train.py`` (the data group, and the model's tokenizer for token lengths).
+"""
+
+import json
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+CONF = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+@hydra.main(version_base="1.3", config_path=CONF, config_name="train")
+def main(cfg: DictConfig) -> None:
+    from transformers import AutoTokenizer
+
+    from biolord import model_source
+    from biolord.data.datamodule import PairDataModule
+    from biolord.data.stats import data_statistics, format_statistics
+
+    tokenizer = AutoTokenizer.from_pretrained(model_source.resolve(cfg.model.name_or_path))
+    dm = PairDataModule(cfg.data, tokenizer, cfg.model.max_seq_length)
+    stats = data_statistics(dm, tokenizer, sample=cfg.get("stats_sample", 5000))
+    print(format_statistics(stats))
+    out = Path(cfg.paths.output_dir) / "data_statistics.json"
+    out.write_text(json.dumps(stats, indent=2))
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Global batches: mixed by source weight, no concept twice, similar lengths together, one shard per rank.
+
+The sampler plans the *global* batch (``batch_size_per_device x world``) and hands each rank its
+slice, so that
+
+- the no-duplicate-concept rule holds over every candidate the loss sees (candidates are gathered
+  from all ranks), not just within a rank;
+- every rank draws the same plan from ``(seed, epoch)`` with no communication, and the shards are
+  disjoint and of equal length (the gather needs equal batch sizes);
+- length grouping (texts of similar length in one batch, as transformers' LengthGroupedSampler)
+  cuts padding, since each side is padded to its longest member.
+
+Indices are positions in the arrays given (the caller maps them back to table rows).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from torch.utils.data import Sampler
+
+
+class GlobalBatchSampler(Sampler[list[int]]):
+    def __init__(
+        self,
+        concept_keys: np.ndarray,  # (N,) int64
+        lengths: np.ndarray,  # (N,) int
+        source_ids: np.ndarray,  # (N,) int
+        batch_size: int,  # per device
+        world_size: int = 1,
+        rank: int = 0,
+        seed: int = 0,
+        unique_concepts: bool = True,
+        group_by_length: bool = True,
+        mega_batches: int = 50,
+        weights: list[float] | None = None,
+    ):
+        self.keys, self.lengths, self.source_ids = concept_keys, lengths, source_ids
+        self.batch_size, self.world, self.rank, self.seed = batch_size, world_size, rank, seed
+        self.unique_concepts, self.group_by_length, self.mega_batches = unique_concepts, group_by_length, mega_batches
+        self.weights = weights
+        self.epoch = 0
+        self.global_batch = batch_size * world_size
+        if self.global_batch > len(concept_keys):
+            raise ValueError(
+                f"global batch {self.global_batch} (data.batch_size_per_device={batch_size} x {world_size} devices) "
+                f"is larger than the {len(concept_keys)} training rows; lower data.batch_size_per_device"
+            )
+        self._plan_cache: tuple[int, list[np.ndarray]] | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    # ---- the plan -----------------------------------------------------------------------------
+    def _order(self, rng: np.random.Generator) -> np.ndarray:
+        """Row positions for one epoch: every row once, or per-source counts from the weights."""
+        n = len(self.keys)
+        if not self.weights:
+            return rng.permutation(n)
+        weights = np.asarray(self.weights, dtype=float)
+        present = np.bincount(self.source_ids, minlength=len(weights))
+        weights = np.where(present > 0, weights, 0.0)
+        share = weights / weights.sum()
+        parts = []
+        for source, p in enumerate(share):
+            rows = np.flatnonzero(self.source_ids == source)
+            want = int(round(p * n))
+            if want == 0 or len(rows) == 0:
+                continue
+            reps = -(-want // len(rows))  # ceil: a small, up-weighted source is cycled
+            parts.append(np.concatenate([rng.permutation(rows) for _ in range(reps)])[:want])
+        return rng.permutation(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+
+    def _global_batches(self) -> list[np.ndarray]:
+        if self._plan_cache and self._plan_cache[0] == self.epoch:
+            return self._plan_cache[1]
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = self._order(rng)
+        if self.group_by_length:
+            chunk = self.mega_batches * self.global_batch
+            order = np.concatenate(
+                [part[np.argsort(-self.lengths[part], kind="stable")] for part in np.array_split(order, max(1, -(-len(order) // chunk)))]
+            ) if len(order) else order
+        batches = self._fill(order) if self.unique_concepts else [
+            order[i : i + self.global_batch] for i in range(0, len(order) - self.global_batch + 1, self.global_batch)
+        ]
+        plan = [batches[i] for i in rng.permutation(len(batches))]  # mix long and short batches over steps
+        self._plan_cache = (self.epoch, plan)
+        return plan
+
+    def _fill(self, order: np.ndarray) -> list[np.ndarray]:
+        """Greedy: a row whose concept is already in the batch waits for the next batch."""
+        batches, batch, seen, waiting = [], [], set(), []
+        keys = self.keys
+        for position in order.tolist():
+            if waiting:
+                still = []
+                for w in waiting:
+                    if len(batch) < self.global_batch and keys[w] not in seen:
+                        batch.append(w)
+                        seen.add(keys[w])
+                    else:
+                        still.append(w)
+                waiting = still
+            if len(batch) == self.global_batch:
+                batches.append(np.asarray(batch))
+                batch, seen = [], set()
+            key = keys[position]
+            if key in seen:
+                waiting.append(position)
+                continue
+            batch.append(position)
+            seen.add(key)
+            if len(batch) == self.global_batch:
+                batches.append(np.asarray(batch))
+                batch, seen = [], set()
+        return batches  # the last incomplete batch and rows still waiting are left for the next epoch
+
+    # ---- iteration ----------------------------------------------------------------------------
+    def __iter__(self):
+        start, stop = self.rank * self.batch_size, (self.rank + 1) * self.batch_size
+        for batch in self._global_batches():
+            yield batch[start:stop].tolist()
+
+    def __len__(self) -> int:
+        return len(self._global_batches())

@@ -1,0 +1,55 @@
+"""Statistics of a configured data source: rows, concepts, kinds, token lengths, rows skipped and why."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from biolord.data.datamodule import PairDataModule
+
+
+def data_statistics(dm: PairDataModule, tokenizer, sample: int = 5000, seed: int = 0) -> dict:
+    dm.setup()
+    table = dm.table
+    keep = table.keep
+    kinds = table.dataset.data.column("kind").to_numpy(zero_copy_only=False)[keep]
+    source_ids = table.column("source_id")[keep]
+    keys = table.column("concept_key")[keep]
+    rng = np.random.default_rng(seed)
+    rows = np.flatnonzero(keep)
+    picked = np.sort(rng.choice(rows, size=min(sample, len(rows)), replace=False)) if len(rows) else rows
+    sub = table.dataset.select(picked.tolist())
+    percentiles = (50, 90, 95, 99, 100)
+    lengths = {}
+    for side in ("name", "text"):
+        n_tokens = np.array([len(ids) for ids in tokenizer(sub.data.column(side).to_pylist(), add_special_tokens=True)["input_ids"]])
+        lengths[side] = {f"p{p}": int(np.percentile(n_tokens, p)) for p in percentiles} if len(n_tokens) else {}
+    return {
+        "rows": int(keep.sum()),
+        "concepts": int(len(np.unique(keys))),
+        "train_rows": int(len(dm.train_indices)),
+        "heldout_concepts_for_retrieval": len(dm.heldout),
+        "rows_per_source": {table.sources[i]: int(n) for i, n in enumerate(np.bincount(source_ids, minlength=len(table.sources)))},
+        "kinds": {str(k): int(n) for k, n in zip(*np.unique(kinds, return_counts=True))},
+        "tokens_per_side": {"sampled_rows": int(len(picked)), **lengths},
+        "skipped": table.report.get("skipped", {}),
+        "terms_excluded": table.report.get("terms_excluded", {}),
+    }
+
+
+def format_statistics(stats: dict) -> str:
+    lines = [f"rows: {stats['rows']}  concepts: {stats['concepts']}  training rows: {stats['train_rows']}  "
+             f"held-out concepts scored: {stats['heldout_concepts_for_retrieval']}"]
+    lines.append("rows per source: " + ", ".join(f"{k} {v}" for k, v in stats["rows_per_source"].items()))
+    lines.append("kinds: " + ", ".join(f"{k} {v}" for k, v in stats["kinds"].items()))
+    tok = stats["tokens_per_side"]
+    for side in ("name", "text"):
+        if tok.get(side):
+            lines.append(f"tokens per {side} ({tok['sampled_rows']} sampled rows): " + ", ".join(f"{k} {v}" for k, v in tok[side].items()))
+    if stats["skipped"]:
+        lines.append("rows skipped: " + "; ".join(f"{k}: {v}" for k, v in stats["skipped"].items()))
+    else:
+        lines.append("rows skipped: none")
+    for src, reasons in stats["terms_excluded"].items():
+        if reasons:
+            lines.append(f"terms excluded from {src}: " + ", ".join(f"{k} {v}" for k, v in reasons.items()))
+    return "\n".join(lines)

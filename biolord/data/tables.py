@@ -1,0 +1,141 @@
+"""Tabular sources: TSV / CSV / JSONL / Parquet / text files and Hugging Face datasets -> raw rows.
+
+Both go through ``datasets.load_dataset`` (local files by extension, hub names or local dataset
+folders as given), iterated as a stream so that tens of millions of rows never sit in a Python list.
+A column mapping (``columns: {concept_id: ..., name: ..., text: ..., kind: ...}``) names the
+columns; without one, common names are tried and a missing column is an error listing the
+columns present. ``format: agct`` parses the single ``text`` column of the AGCT dataset
+(``"<concept name>" refers to <definition>``); rows that do not parse are counted, not dropped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, Iterator
+
+log = logging.getLogger(__name__)
+
+# Defaults tried in order when the config names no column (BioLORD-Dataset's column names are not
+# confirmed offline: these cover its documented layout and common alternatives).
+CANDIDATES = {
+    "concept_id": ("concept_id", "cui", "id", "concept"),
+    "name": ("name", "concept_name", "term", "label", "anchor", "sentence1"),
+    "text": ("text", "definition", "description", "positive", "sentence2"),
+    "kind": ("kind", "type"),
+}
+EXTENSIONS = {".tsv": "csv", ".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet", ".txt": "text"}
+AGCT_PATTERN = re.compile(r'^\s*"(?P<name>[^"]+)"\s+refers to\s+(?P<text>.+?)\s*$', re.DOTALL)
+
+
+class ColumnError(KeyError):
+    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
+        return str(self.args[0])
+
+
+def load_stream(entry: dict):
+    """An iterable ``datasets`` dataset for a ``file`` or ``hf`` source entry."""
+    import datasets
+
+    split = entry.get("split", "train")
+    if entry["type"] == "file":
+        path = Path(str(entry.get("path", "")))
+        if not entry.get("path") or not path.exists():
+            raise FileNotFoundError(f"data file not found: path={entry.get('path')!r} in data.sources; give an existing file")
+        builder = entry.get("format_builder") or EXTENSIONS.get(path.suffix.lower())
+        if builder is None:
+            raise ValueError(f"cannot tell the format of {path} from its extension; use one of {sorted(EXTENSIONS)}")
+        kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
+        if builder == "text":
+            kwargs = {}
+        kwargs.update(entry.get("read_kwargs") or {})  # e.g. {quotechar: "'"} for csv, passed to datasets
+        return datasets.load_dataset(builder, data_files=str(path), split="train", streaming=True, **kwargs)
+    kwargs = {k: entry[k] for k in ("data_files", "data_dir", "revision") if entry.get(k) is not None}
+    if entry.get("config") is not None:
+        kwargs["name"] = entry["config"]  # the dataset's configuration name
+    path = entry.get("path")
+    if not path:
+        raise ValueError("data source of type 'hf' needs 'path' (a hub name, a local folder or a builder such as 'csv')")
+    if Path(str(path)).is_dir() and (Path(str(path)) / "dataset_info.json").exists():
+        # a folder written by Dataset.save_to_disk: memory-mapped, iterated without loading it
+        return datasets.load_from_disk(str(path)).to_iterable_dataset()
+    return datasets.load_dataset(path, split=split, streaming=True, **kwargs)
+
+
+def resolve_columns(available: Iterable[str], mapping: dict | None, need_id: bool, where: str) -> dict:
+    """Map our fields to the table's columns; a missing one is an error listing what is there."""
+    available = list(available)
+    mapping = dict(mapping or {})
+    resolved = {}
+    for field, candidates in CANDIDATES.items():
+        if field in mapping and mapping[field] is not None:
+            column = mapping[field]
+            if column not in available:
+                raise ColumnError(
+                    f"column {column!r} (for {field}) not found in {where}; available: {available}. "
+                    f"Set data.sources[...].columns.{field} to one of them"
+                )
+            resolved[field] = column
+            continue
+        found = next((c for c in candidates if c in available), None)
+        if found is not None:
+            resolved[field] = found
+        elif field in ("name", "text") or (field == "concept_id" and need_id):
+            raise ColumnError(
+                f"no {field} column in {where}: tried {list(candidates)}; available: {available}. "
+                f"Name it with data.sources[...].columns.{field}=<column>"
+            )
+    return resolved
+
+
+def table_rows(entry: dict, stats: Counter) -> Iterator[dict]:
+    """Rows ``(concept_id, name, text, kind, source)`` of a file / HF source (uncleaned)."""
+    stream = load_stream(entry)
+    where = f"{entry['type']} source {entry.get('path')}"
+    source = entry.get("name") or Path(str(entry.get("path"))).name.split(".")[0].lower() or entry["type"]
+    kind_default = entry.get("kind", "definition")
+    limit = entry.get("max_rows")
+    fmt = entry.get("format", "pairs")
+    columns = None
+    for i, record in enumerate(stream):
+        if limit is not None and i >= int(limit):
+            break
+        if fmt == "agct":
+            if columns is None:
+                columns = {"text": (entry.get("columns") or {}).get("text", "text")}
+                if columns["text"] not in record:
+                    raise ColumnError(
+                        f"column {columns['text']!r} not found in {where}; available: {list(record.keys())}. "
+                        "AGCT rows need one text column; set data.sources[...].columns.text"
+                    )
+            parsed = parse_agct(record.get(columns["text"]))
+            if parsed is None:
+                stats["unparseable AGCT row"] += 1
+                continue
+            name, text = parsed
+            yield {"concept_id": f"{source}:{name.casefold()}", "name": name, "text": text, "kind": kind_default, "source": source}
+            continue
+        if columns is None:
+            columns = resolve_columns(record.keys(), entry.get("columns"), need_id=False, where=where)
+        name, text = record.get(columns["name"]), record.get(columns["text"])
+        if "concept_id" in columns:
+            concept_id = record.get(columns["concept_id"])
+            concept_id = None if concept_id is None else str(concept_id)
+        else:  # no id column: a concept is its (case-folded) name
+            concept_id = f"{source}:{name.casefold()}" if isinstance(name, str) else None
+        kind = record.get(columns["kind"]) if "kind" in columns else kind_default
+        yield {"concept_id": concept_id, "name": name, "text": text, "kind": kind, "source": source}
+    if columns is None:
+        stats["empty source"] += 1
+
+
+def parse_agct(value) -> tuple[str, str] | None:
+    """``"Wilson disease" refers to a rare ...`` -> ("Wilson disease", "a rare ..."); None if it does not parse."""
+    if not isinstance(value, str):
+        return None
+    match = AGCT_PATTERN.match(value)
+    if match is None:
+        return None
+    return match.group("name").strip(), match.group("text").strip()
