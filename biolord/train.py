@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from biolord.checkpoint import AtomicCheckpointIO
 from biolord.data.datamodule import PairDataModule
 from biolord.encoder import Encoder
+from biolord.evaluation.benchmark_callback import BenchmarkCallback
 from biolord.evaluation.callback import HeldOutRetrievalCallback
 from biolord.export import default_card, export_sentence_transformers
 from biolord.phases import phase_class
@@ -55,9 +56,10 @@ def run(cfg: DictConfig) -> dict:
         mode="max",
         auto_insert_metric_name=False,
     )
+    bench = BenchmarkCallback.from_config(cfg.get("bench"))  # None when no benchmark is configured
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer,
-        callbacks=[evaluation, checkpointing],
+        callbacks=[evaluation, checkpointing] + ([bench] if bench else []),
         logger=instantiate_loggers(cfg) or False,
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(output_dir),
@@ -68,23 +70,31 @@ def run(cfg: DictConfig) -> dict:
         # (Called on every rank: Lightning writes on rank 0 only.)
         trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt")
 
-    result = {"output_dir": str(output_dir), "history": evaluation.history}
+    bench_history = bench.history if bench else []
+    result = {"output_dir": str(output_dir), "history": evaluation.history, "bench_history": bench_history}
     if trainer.is_global_zero:
-        result.update(_report(cfg, encoder, evaluation.history, output_dir, time.perf_counter() - start))
+        result.update(_report(cfg, encoder, evaluation.history, bench_history, output_dir, time.perf_counter() - start))
     return result
 
 
-def _report(cfg, encoder: Encoder, history: list[dict], output_dir: Path, seconds: float) -> dict:
+def _report(cfg, encoder: Encoder, history: list[dict], bench_history: list[dict], output_dir: Path, seconds: float) -> dict:
     table = before_after_table(history)
     if table:
         print("\nHeld-out name -> definition retrieval (concepts never seen in training):\n" + table)
+    bench_table = bench_before_after(bench_history)
+    if bench_table:
+        print("\nBenchmarks:\n" + bench_table)
     out: dict = {"seconds": round(seconds, 1)}
     if cfg.export and not cfg.trainer.get("fast_dev_run"):
-        card = default_card(encoder, extra=f"\n## Held-out retrieval\n\n{table}\n" if table else "")
+        extra = f"\n## Held-out retrieval\n\n{table}\n" if table else ""
+        extra += f"\n## Benchmarks\n\n{bench_table}\n" if bench_table else ""
+        card = default_card(encoder, extra=extra)
         card += "\n## Training configuration\n\n```yaml\n" + OmegaConf.to_yaml(cfg, resolve=True) + "```\n"
         out["model_dir"] = str(export_sentence_transformers(encoder, output_dir / "model", card))
         log.info("sentence-transformers model written to %s", out["model_dir"])
-    (output_dir / "metrics.json").write_text(json.dumps({"heldout_retrieval": history, **out}, indent=2))
+    (output_dir / "metrics.json").write_text(
+        json.dumps({"heldout_retrieval": history, "benchmarks": bench_history, **out}, indent=2)
+    )
     return out
 
 
@@ -97,4 +107,15 @@ def before_after_table(history: list[dict]) -> str:
     rows.append(f"| base | {first['step']} | {first['acc@1']:.2f} | {first['mrr']:.2f} | {first['n']} |")
     if len(history) > 1:
         rows.append(f"| trained | {last['step']} | {last['acc@1']:.2f} | {last['mrr']:.2f} | {last['n']} |")
+    return "\n".join(rows)
+
+
+def bench_before_after(history: list[dict]) -> str:
+    """Markdown table of benchmark metrics at the first and the last evaluation."""
+    if not history:
+        return ""
+    first, last = history[0], history[-1]
+    keys = [k for k in first if k != "step"]
+    rows = [f"| metric | step {first['step']} | step {last['step']} |", "|---|---:|---:|"]
+    rows += [f"| {k.removeprefix('bench/')} | {first[k]:.2f} | {last.get(k, float('nan')):.2f} |" for k in keys]
     return "\n".join(rows)

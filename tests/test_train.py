@@ -99,3 +99,16 @@ def test_train_py_rejects_unknown_phase():
     proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "phase=nope"], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode != 0
     assert "Could not find 'phase/nope'" in proc.stderr and "contrastive" in proc.stderr
+
+
+def test_benchmarks_run_during_training_and_reach_the_card(tiny_train_cfg, tmp_path):
+    (tmp_path / "pairs.tsv").write_text(
+        "a\tb\ts\nheart disease\theart disorder\t3\nliver defect\tbone defect\t1\neye\tblood\t0\nskin disease\tskin disorder\t3\n"
+    )
+    bench = f"{{name:toy,kind:pairs,path:pairs.tsv,text1:a,text2:b,score:s}}"
+    result = run(tiny_train_cfg(f"bench.benchmarks=[{bench},heldout]", f"bench.evals_dir={tmp_path}"))
+    steps = [h["step"] for h in result["bench_history"]]
+    assert steps == [0, 3]
+    assert {"bench/toy/spearman", "bench/heldout/acc@1"} <= set(result["bench_history"][0])
+    card = (tmp_path / "run" / "model" / "README.md").read_text()
+    assert "## Benchmarks" in card and "toy/spearman" in card
