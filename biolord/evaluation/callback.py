@@ -24,11 +24,20 @@ class HeldOutRetrievalCallback(L.Callback):
         self.batch_size = batch_size
         self.at_start = at_start
         self.history: list[dict] = []  # [{"step": int, "acc@1": float, "mrr": float, "n": int}]
+        self._warned = False
 
     def _evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.global_rank != 0 or trainer.sanity_checking:
             return
         heldout = trainer.datamodule.heldout
+        if not heldout:
+            if not self._warned:
+                log.warning(
+                    "held-out retrieval skipped: no held-out concept has a definition "
+                    "(raise data.val_fraction, or add definition rows)"
+                )
+                self._warned = True
+            return
         start = time.perf_counter()
         scores = heldout_retrieval(pl_module.encoder, heldout.names, heldout.definitions, self.batch_size)
         step = trainer.global_step

@@ -1,0 +1,75 @@
+"""GlobalBatchSampler: unique concepts per global batch, rank shards, determinism, mixing, length grouping."""
+
+import numpy as np
+import pytest
+
+from biolord.data.sampler import GlobalBatchSampler
+
+
+def _arrays(n=400, concepts=60, seed=0):
+    rng = np.random.default_rng(seed)
+    keys = rng.integers(0, concepts, size=n).astype(np.int64)  # many rows share a concept
+    lengths = rng.integers(5, 300, size=n)
+    sources = (np.arange(n) >= n * 3 // 4).astype(np.int64)  # 3/4 from source 0, 1/4 from source 1
+    return keys, lengths, sources
+
+
+def _global_batches(sampler_kwargs, world):
+    shards = [list(GlobalBatchSampler(**sampler_kwargs, world_size=world, rank=r)) for r in range(world)]
+    assert len({len(s) for s in shards}) == 1  # every rank the same number of steps
+    return [np.concatenate([np.asarray(shards[r][i]) for r in range(world)]) for i in range(len(shards[0]))], shards
+
+
+def test_no_concept_twice_in_a_global_batch_and_disjoint_equal_shards():
+    keys, lengths, sources = _arrays()
+    kwargs = dict(concept_keys=keys, lengths=lengths, source_ids=sources, batch_size=8, seed=3)
+    batches, shards = _global_batches(kwargs, world=2)
+    for batch in batches:
+        assert len(batch) == 16
+        assert len(set(keys[batch].tolist())) == 16  # across both ranks
+    used = np.concatenate(batches)
+    assert len(used) == len(set(used.tolist()))  # no row twice in an epoch
+    assert len(used) > 0.8 * len(keys)  # few rows left over for the next epoch
+    for r0, r1 in zip(*shards):
+        assert not set(r0) & set(r1)
+
+
+def test_deterministic_per_seed_and_epoch():
+    keys, lengths, sources = _arrays()
+    make = lambda seed: GlobalBatchSampler(keys, lengths, sources, batch_size=8, seed=seed)
+    a, b = make(1), make(1)
+    assert list(a) == list(b)
+    assert list(a) != list(make(2))
+    a.set_epoch(1)
+    assert list(a) != list(b)
+
+
+def test_duplicates_allowed_when_switched_off():
+    keys = np.zeros(64, dtype=np.int64)  # one concept
+    s = GlobalBatchSampler(keys, np.ones(64, dtype=int), np.zeros(64, dtype=np.int64), batch_size=8, unique_concepts=False)
+    assert len(list(s)) == 8
+    strict = GlobalBatchSampler(keys, np.ones(64, dtype=int), np.zeros(64, dtype=np.int64), batch_size=8)
+    assert list(strict) == []  # a single concept can never fill a unique batch
+
+
+def test_length_grouping_puts_similar_lengths_together():
+    keys, lengths, sources = _arrays(n=2000, concepts=2000)
+    spread = {}
+    for grouped in (False, True):
+        s = GlobalBatchSampler(keys, lengths, sources, batch_size=16, group_by_length=grouped, mega_batches=20)
+        spread[grouped] = np.mean([lengths[b].max() - lengths[b].min() for b in map(np.asarray, s)])
+    assert spread[True] < 0.3 * spread[False]
+
+
+def test_mixing_weights_set_the_share_of_each_source():
+    keys, lengths, sources = _arrays(n=2000, concepts=2000)
+    s = GlobalBatchSampler(keys, lengths, sources, batch_size=10, weights=[1.0, 3.0], group_by_length=False)
+    drawn = np.concatenate([np.asarray(b) for b in s])
+    share = np.mean(sources[drawn] == 1)
+    assert share == pytest.approx(0.75, abs=0.03)  # the small source is up-sampled (cycled)
+
+
+def test_global_batch_larger_than_data():
+    keys, lengths, sources = _arrays(n=10)
+    with pytest.raises(ValueError, match="global batch 16 .*larger than the 10 training rows"):
+        GlobalBatchSampler(keys, lengths, sources, batch_size=8, world_size=2)
