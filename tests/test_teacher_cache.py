@@ -1,0 +1,86 @@
+"""TeacherCache: each text goes through the teacher once, across lookups, instances and runs."""
+
+import pytest
+import torch
+
+from biolord.teacher_cache import FrozenTeacher, TeacherCache
+
+
+class CountingTeacher:
+    """A fake teacher: a fixed vector per text, and a count of calls and texts."""
+
+    dim = 4
+
+    def __init__(self):
+        self.calls, self.texts = 0, []
+
+    def fingerprint(self):
+        return "fake-teacher"
+
+    def encode(self, texts, batch_size=64):
+        self.calls += 1
+        self.texts += list(texts)
+        return torch.stack([torch.tensor([len(t), t.count("a"), t.count("e"), 1.0]) for t in texts])  # (n, 4)
+
+
+def test_lookup_encodes_each_text_once_and_counts(tmp_path):
+    teacher = CountingTeacher()
+    cache = TeacherCache(tmp_path, teacher)
+    first = cache.lookup(["alpha", "beta", "alpha"])  # (3, 4)
+    assert first.shape == (3, 4) and torch.equal(first[0], first[2])
+    assert teacher.texts == ["alpha", "beta"] and cache.stats()["misses"] == 3 and cache.stats()["hits"] == 0
+    again = cache.lookup(["beta", "alpha"])
+    assert teacher.calls == 1 and cache.hits == 2
+    assert torch.equal(again, first[[1, 0]])
+    cache.lookup(["beta", "gamma"])
+    assert teacher.texts == ["alpha", "beta", "gamma"] and cache.teacher_calls == 2
+
+
+def test_vectors_persist_and_another_instance_never_calls_the_teacher(tmp_path):
+    teacher = CountingTeacher()
+    assert TeacherCache(tmp_path, teacher).warm(["alpha", "beta", "gamma"], chunk=2) == 3
+    assert len(list((tmp_path / "fake-teacher").glob("*.safetensors"))) == 2
+    other = CountingTeacher()
+    reread = TeacherCache(tmp_path, other)
+    assert len(reread) == 3 and "gamma" in reread
+    vectors = reread.lookup(["gamma", "alpha"])
+    assert other.calls == 0 and reread.hits == 2
+    assert torch.equal(vectors, teacher.encode(["gamma", "alpha"]))
+    # no teacher at all: fine for cached texts, a clear error for new ones
+    offline = TeacherCache(tmp_path, fingerprint="fake-teacher")
+    assert offline.lookup(["beta"]).shape == (1, 4)
+    with pytest.raises(KeyError, match="not in the teacher cache"):
+        offline.lookup(["delta"])
+
+
+def test_a_different_teacher_has_its_own_vectors(tmp_path):
+    TeacherCache(tmp_path, CountingTeacher()).warm(["alpha"])
+    other = TeacherCache(tmp_path, fingerprint="another-teacher")
+    assert len(other) == 0 and "alpha" not in other
+
+
+def test_damaged_shard_is_ignored_and_re_encoded(tmp_path):
+    TeacherCache(tmp_path, CountingTeacher()).warm(["alpha"])
+    for shard in (tmp_path / "fake-teacher").glob("*.safetensors"):
+        shard.write_bytes(b"truncated")
+    teacher = CountingTeacher()
+    cache = TeacherCache(tmp_path, teacher)
+    assert len(cache) == 0
+    cache.lookup(["alpha"])
+    assert teacher.calls == 1
+
+
+def test_frozen_teacher_stays_in_eval_mode_and_keys_on_weights_and_prefix(tiny_encoder):
+    teacher = FrozenTeacher(tiny_encoder)
+    teacher.train()
+    assert not teacher.training and not teacher.encoder.training
+    assert not any(p.requires_grad for p in teacher.parameters())
+    with_prefix = FrozenTeacher(tiny_encoder, prefix="query: ")
+    assert teacher.fingerprint() != with_prefix.fingerprint()
+    v = teacher.encode(["wilson disease"])
+    assert v.shape == (1, tiny_encoder.dim)
+    assert torch.allclose(v, tiny_encoder.encode(["wilson disease"]))
+    before = teacher.fingerprint()
+    with torch.no_grad():
+        next(tiny_encoder.transformer.parameters()).add_(1.0)  # retrained weights, same path
+    assert teacher.fingerprint() != before
