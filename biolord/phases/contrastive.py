@@ -2,10 +2,14 @@
 
 Glue only: the encoder (``biolord.encoder``) embeds both sides, the loss (``biolord.losses``)
 scores local anchors against the positives of all ranks. Remy et al., JAMIA 2024, section 2.2.
+With ``phase.loss.mini_batch_size`` set, the same loss runs through the GradCache engine
+(``biolord.gradcache``) under Lightning's manual optimization: a large batch in the memory of a
+mini-batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import lightning as L
@@ -14,6 +18,7 @@ from omegaconf import OmegaConf
 
 from biolord import distributed
 from biolord.encoder import Encoder
+from biolord.gradcache import cached_backward
 from biolord.losses import InfoNCELoss
 from biolord.phases.optim import configure_optimizers
 
@@ -25,9 +30,35 @@ class ContrastivePhase(L.LightningModule):
         super().__init__()
         self.encoder = encoder
         self.cfg = cfg
-        self.loss_fn = InfoNCELoss(**cfg.phase.loss)
+        loss_cfg = dict(cfg.phase.loss)
+        self.mini_batch_size = loss_cfg.pop("mini_batch_size", None)
+        self.loss_fn = InfoNCELoss(**loss_cfg)
+        if self.mini_batch_size is not None:
+            # GradCache runs several backwards per step: Lightning's manual optimization. Lightning
+            # refuses trainer.gradient_clip_val there, so this module clips with the config's value.
+            self.automatic_optimization = False
+            self.clip_val = OmegaConf.select(cfg, "trainer.gradient_clip_val", default=None)
+            self.clip_algorithm = OmegaConf.select(cfg, "trainer.gradient_clip_algorithm", default=None) or "norm"
+            accumulate = OmegaConf.select(cfg, "trainer.accumulate_grad_batches", default=1)
+            if accumulate != 1:
+                raise ValueError(
+                    f"trainer.accumulate_grad_batches={accumulate} with phase.loss.mini_batch_size="
+                    f"{self.mini_batch_size}: GradCache already gives the large batch; raise "
+                    "data.batch_size_per_device instead and set trainer.accumulate_grad_batches=1"
+                )
         # from_pretrained returns modules in eval mode; training needs dropout on (as sentence-transformers).
         self.encoder.train()
+
+    def configure_callbacks(self):
+        # The last hook before Lightning validates manual optimization. If the Trainer was built
+        # with the config's gradient_clip_val (train.py passes cfg.trainer as is), take it over:
+        # this module clips in _cached_step with the same value.
+        if not self.automatic_optimization and self.trainer.gradient_clip_val:
+            log.info("GradCache: gradient clipping (%s) done by the phase, not the Trainer", self.trainer.gradient_clip_val)
+            self.clip_val = self.trainer.gradient_clip_val
+            self.clip_algorithm = self.trainer.gradient_clip_algorithm or self.clip_algorithm
+            self.trainer.gradient_clip_val = None
+        return []
 
     def on_train_start(self) -> None:
         world = self.trainer.world_size
@@ -37,24 +68,51 @@ class ContrastivePhase(L.LightningModule):
             f"batch: {per_device} pairs per device x {world} devices = {per_device * world} pairs per step "
             f"(x{accumulate} accumulation); each anchor sees {per_device * world - 1} in-batch negatives"
         )
+        if self.mini_batch_size is not None:
+            msg += f"; GradCache mini-batches of {self.mini_batch_size}"
         log.info(msg)
         for logger in self.trainer.loggers:
             logger.log_hyperparams({"global_batch": per_device * world, "negatives_per_anchor": per_device * world - 1})
 
     def training_step(self, batch, batch_idx):
+        if self.mini_batch_size is not None:
+            return self._cached_step(batch)
         anchors = self.encoder(batch["anchor"])  # (B, d)
         positives = self.encoder(batch["positive"])  # (B, d)
         loss = self.loss_fn(anchors.float(), positives.float(), batch["concept_id"])
+        self._check_and_log(loss, anchors.shape[0])
+        return loss
+
+    def _cached_step(self, batch):
+        opt, scheduler = self.optimizers(), self.lr_schedulers()
+        opt.zero_grad(set_to_none=True)
+        ids = batch["concept_id"]  # (B,)
+        ddp = self.trainer.strategy.model
+        no_sync = ddp.no_sync if isinstance(ddp, torch.nn.parallel.DistributedDataParallel) else contextlib.nullcontext
+        loss = cached_backward(
+            self.encoder,
+            [batch["anchor"], batch["positive"]],
+            lambda anchors, positives: self.loss_fn(anchors, positives, ids),
+            self.mini_batch_size,
+            backward=self.manual_backward,
+            no_sync=no_sync,
+        )
+        self._check_and_log(loss, len(ids))  # before the step: a NaN loss updates nothing
+        if self.clip_val:
+            self.clip_gradients(opt, gradient_clip_val=self.clip_val, gradient_clip_algorithm=self.clip_algorithm)
+        opt.step()
+        scheduler.step()
+        return loss
+
+    def _check_and_log(self, loss: torch.Tensor, batch_size: int) -> None:
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"loss is {loss.item()} at step {self.global_step}; lower optim.lr, keep "
                 "trainer.gradient_clip_val, or train in full precision (trainer.precision=32)"
             )
-        batch_size = anchors.shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], prog_bar=True, batch_size=batch_size)
         self.log("train/global_batch", float(batch_size * distributed.world_size()), batch_size=batch_size)
-        return loss
 
     def configure_optimizers(self):
         return configure_optimizers(self, self.cfg.optim, int(self.trainer.estimated_stepping_batches))
