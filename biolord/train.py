@@ -23,6 +23,7 @@ from biolord.evaluation.benchmark_callback import BenchmarkCallback
 from biolord.evaluation.callback import HeldOutRetrievalCallback
 from biolord.export import default_card, export_sentence_transformers
 from biolord.phases import phase_class
+from biolord.resume import ExactResumeCallback
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +60,12 @@ def run(cfg: DictConfig) -> dict:
     bench = BenchmarkCallback.from_config(cfg.get("bench"))  # None when no benchmark is configured
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer,
-        callbacks=[evaluation, checkpointing] + ([bench] if bench else []),
+        callbacks=[ExactResumeCallback(), evaluation, checkpointing] + ([bench] if bench else []),
         logger=instantiate_loggers(cfg) or False,
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(output_dir),
     )
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(cfg, output_dir))
     if not cfg.trainer.get("fast_dev_run"):
         # ModelCheckpoint saves every N steps; make sure last.ckpt holds the final step too.
         # (Called on every rank: Lightning writes on rank 0 only.)
@@ -75,6 +76,27 @@ def run(cfg: DictConfig) -> dict:
     if trainer.is_global_zero:
         result.update(_report(cfg, encoder, evaluation.history, bench_history, output_dir, time.perf_counter() - start))
     return result
+
+
+def resume_path(cfg, output_dir: Path) -> str | None:
+    """``ckpt_path``: a path, ``last``, ``none`` (start fresh), or null = resume when the run folder
+    already holds ``checkpoints/last.ckpt`` (a requeued or restarted job continues by itself)."""
+    value = cfg.get("ckpt_path")
+    last = output_dir / "checkpoints" / "last.ckpt"
+    if value in (None, "auto"):
+        if last.exists():
+            log.info("resuming from %s (set ckpt_path=none to start fresh)", last)
+            return str(last)
+        return None
+    if value == "none":
+        return None
+    if value == "last":
+        if not last.exists():
+            raise FileNotFoundError(f"ckpt_path=last but {last} does not exist; run once first or give a checkpoint path")
+        return str(last)
+    if not Path(value).exists():
+        raise FileNotFoundError(f"ckpt_path={value} does not exist; give an existing checkpoint, 'last' or 'none'")
+    return str(value)
 
 
 def _report(cfg, encoder: Encoder, history: list[dict], bench_history: list[dict], output_dir: Path, seconds: float) -> dict:

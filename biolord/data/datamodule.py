@@ -147,7 +147,9 @@ class PairDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(
+        from biolord.resume import ResumableDataLoader
+
+        return ResumableDataLoader(
             RowsView(self.table, self.train_indices),
             batch_sampler=self.sampler(),
             collate_fn=self.collator,

@@ -39,6 +39,8 @@ class GlobalBatchSampler(Sampler[list[int]]):
         self.unique_concepts, self.group_by_length, self.mega_batches = unique_concepts, group_by_length, mega_batches
         self.weights = weights
         self.epoch = 0
+        self.trained = 0  # global batches of this epoch already trained on (see biolord.resume)
+        self._resume: tuple[int, int] | None = None
         self.global_batch = batch_size * world_size
         if self.global_batch > len(concept_keys):
             raise ValueError(
@@ -48,7 +50,13 @@ class GlobalBatchSampler(Sampler[list[int]]):
         self._plan_cache: tuple[int, list[np.ndarray]] | None = None
 
     def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.trained = 0
         self.epoch = epoch
+
+    def resume(self, epoch: int, trained: int) -> None:
+        """Continue ``epoch`` after its first ``trained`` batches (restored from a checkpoint)."""
+        self.epoch, self.trained, self._resume = epoch, trained, (epoch, trained)
 
     # ---- the plan -----------------------------------------------------------------------------
     def _order(self, rng: np.random.Generator) -> np.ndarray:
@@ -118,7 +126,13 @@ class GlobalBatchSampler(Sampler[list[int]]):
     # ---- iteration ----------------------------------------------------------------------------
     def __iter__(self):
         start, stop = self.rank * self.batch_size, (self.rank + 1) * self.batch_size
-        for batch in self._global_batches():
+        skip = 0
+        if self._resume is not None and self._resume[0] == self.epoch:
+            skip = self._resume[1]
+        self._resume = None
+        if skip == 0:
+            self.trained = 0
+        for batch in self._global_batches()[skip:]:
             yield batch[start:stop].tolist()
 
     def __len__(self) -> int:
