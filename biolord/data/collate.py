@@ -8,7 +8,7 @@ from biolord.data.split import concept_key
 
 
 class PairCollator:
-    """``[{concept_id, name, text, ...}] -> {anchor, positive, concept_id}``.
+    """``[{concept_id, name, text, ...}] -> {anchor, positive, concept_id, names, texts}``.
 
     anchor / positive are tokeniser outputs (input_ids, attention_mask, ...) of shape (B, T_side);
     concept_id is (B,) int64 (a stable hash, see ``biolord.data.split.concept_key``) for masking
@@ -25,9 +25,12 @@ class PairCollator:
         )
 
     def __call__(self, rows: list[dict]) -> dict:
+        names, texts = [r["name"] for r in rows], [r["text"] for r in rows]
         return {
-            "anchor": self._tokenize([r["name"] for r in rows]),  # (B, T_name)
-            "positive": self._tokenize([r["text"] for r in rows]),  # (B, T_text)
+            "names": names,  # the strings too: distillation phases look their teacher vectors up
+            "texts": texts,
+            "anchor": self._tokenize(names),  # (B, T_name)
+            "positive": self._tokenize(texts),  # (B, T_text)
             "concept_id": torch.tensor(
                 [r["concept_key"] if "concept_key" in r else concept_key(r["concept_id"]) for r in rows], dtype=torch.long
             ),  # (B,)

@@ -82,8 +82,10 @@ class PairDataModule(L.LightningDataModule):
             )
         held_mask = table.column("unit") < cfg.val_fraction  # (N,) by concept: no concept on both sides
         train = np.flatnonzero(table.keep & ~held_mask)
-        if cfg.get("max_train_rows"):
-            train = train[: int(cfg.max_train_rows)]
+        if cfg.get("max_train_rows") and len(train) > int(cfg.max_train_rows):
+            # a seeded random subset, spread over concepts and sources (the table is in source order)
+            rng = np.random.default_rng(cfg.get("shuffle_seed", 0))
+            train = np.sort(rng.choice(train, size=int(cfg.max_train_rows), replace=False))
         self.table, self.train_indices = table, train
         self.heldout = self._heldout(np.flatnonzero(table.keep & held_mask))
         world = self._world or distributed.world_size()

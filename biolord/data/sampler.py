@@ -91,6 +91,13 @@ class GlobalBatchSampler(Sampler[list[int]]):
         batches = self._fill(order) if self.unique_concepts else [
             order[i : i + self.global_batch] for i in range(0, len(order) - self.global_batch + 1, self.global_batch)
         ]
+        if not batches:
+            concepts = len(np.unique(self.keys))
+            raise ValueError(
+                f"no global batch of {self.global_batch} rows could be formed from {len(self.keys)} rows of "
+                f"{concepts} distinct concepts (no concept twice in a batch); lower data.batch_size_per_device "
+                f"(at most {concepts // self.world} with {self.world} devices) or set data.unique_concepts=false"
+            )
         plan = [batches[i] for i in rng.permutation(len(batches))]  # mix long and short batches over steps
         self._plan_cache = (self.epoch, plan)
         return plan

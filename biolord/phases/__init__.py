@@ -4,10 +4,9 @@ from __future__ import annotations
 
 PHASES = {
     "contrastive": "biolord.phases.contrastive:ContrastivePhase",
+    "self_distill": "biolord.phases.self_distill:SelfDistillPhase",
 }
-NOT_YET = {
-    "self_distill": "self-distillation (phase 2) is not implemented yet",
-}
+NOT_YET: dict[str, str] = {}
 
 
 def phase_class(name: str):

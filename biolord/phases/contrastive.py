@@ -79,9 +79,14 @@ class ContrastivePhase(L.LightningModule):
             return self._cached_step(batch)
         anchors = self.encoder(batch["anchor"])  # (B, d)
         positives = self.encoder(batch["positive"])  # (B, d)
-        loss = self.loss_fn(anchors.float(), positives.float(), batch["concept_id"])
+        loss = self.batch_loss(anchors.float(), positives.float(), batch)
         self._check_and_log(loss, anchors.shape[0])
         return loss
+
+    def batch_loss(self, anchors: torch.Tensor, positives: torch.Tensor, batch: dict) -> torch.Tensor:
+        """The phase's loss on (B, d) embeddings; phases with other terms override this (one
+        implementation of the step, GradCache and logging for all of them)."""
+        return self.loss_fn(anchors, positives, batch["concept_id"])
 
     def _cached_step(self, batch):
         opt, scheduler = self.optimizers(), self.lr_schedulers()
@@ -92,7 +97,7 @@ class ContrastivePhase(L.LightningModule):
         loss = cached_backward(
             self.encoder,
             [batch["anchor"], batch["positive"]],
-            lambda anchors, positives: self.loss_fn(anchors, positives, ids),
+            lambda anchors, positives: self.batch_loss(anchors, positives, batch),
             self.mini_batch_size,
             backward=self.manual_backward,
             no_sync=no_sync,

@@ -1,0 +1,102 @@
+"""Self-distillation: losses against hand computations, the teacher cache reused, bad input, a run."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from biolord.losses_distill import embedding_mse, similarity_kl
+from biolord.train import run
+
+
+def unit(n, d, seed):
+    return F.normalize(torch.randn(n, d, generator=torch.Generator().manual_seed(seed)), dim=1)
+
+
+def test_similarity_kl_matches_hand_computation():
+    sa, sb, ta, tb = unit(4, 8, 0), unit(4, 8, 1), unit(4, 8, 2), unit(4, 8, 3)
+    p = torch.softmax(20 * ta @ tb.T, dim=1)
+    q = torch.softmax(20 * sa @ sb.T, dim=1)
+    expected = (p * (p.log() - q.log())).sum(1).mean()
+    assert similarity_kl(sa, sb, ta, tb).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert similarity_kl(ta, tb, ta, tb).item() == pytest.approx(0.0, abs=1e-6)
+    assert embedding_mse(sa, sa).item() == 0.0
+
+
+@pytest.fixture
+def contrastive_run(tiny_train_cfg, tmp_path):
+    run(tiny_train_cfg(f"paths.output_dir={tmp_path}/contrastive"))
+    return tmp_path / "contrastive"
+
+
+def test_self_distill_run_reuses_the_teacher_cache(tiny_train_cfg, contrastive_run, tmp_path, monkeypatch):
+    from biolord.teacher_cache import FrozenTeacher
+
+    calls = []
+    original = FrozenTeacher.encode
+
+    def counting(self, texts, batch_size=64):
+        calls.append(len(texts))
+        return original(self, texts, batch_size)
+
+    monkeypatch.setattr(FrozenTeacher, "encode", counting)
+    overrides = [
+        "phase=self_distill", f"teacher={contrastive_run}", "phase.weights.contrastive=0.5",
+        "data.max_train_rows=16", "data.batch_size_per_device=8", "trainer.max_steps=4",  # 2 batches an epoch: 2 epochs
+        "phase.sentence_teacher=${model.name_or_path}",
+    ]
+    result = run(tiny_train_cfg(*overrides, f"paths.output_dir={tmp_path}/sd1"))
+    first = sum(calls)
+    assert first > 0 and result["history"][-1]["step"] == 4
+    # a second run with the same teachers and data: every vector comes from disk
+    calls.clear()
+    run(tiny_train_cfg(*overrides, f"paths.output_dir={tmp_path}/sd2"))
+    assert sum(calls) == 0
+    assert (tmp_path / "sd2" / "model" / "model.safetensors").exists()
+
+
+def test_teacher_not_called_on_the_second_epoch(tiny_train_cfg, contrastive_run, tmp_path, monkeypatch):
+    from biolord.teacher_cache import FrozenTeacher
+
+    steps_at_call = []
+    original = FrozenTeacher.encode
+    import lightning as L
+
+    seen = {}
+
+    class Spy(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            seen["epoch"] = trainer.current_epoch
+
+    def counting(self, texts, batch_size=64):
+        steps_at_call.append(seen.get("epoch"))
+        return original(self, texts, batch_size)
+
+    monkeypatch.setattr(FrozenTeacher, "encode", counting)
+    import biolord.train as train_mod
+
+    original_instantiate = train_mod.hydra.utils.instantiate
+
+    def with_spy(cfg, **kwargs):
+        if "callbacks" in kwargs:
+            kwargs["callbacks"] = kwargs["callbacks"] + [Spy()]
+        return original_instantiate(cfg, **kwargs)
+
+    monkeypatch.setattr(train_mod.hydra.utils, "instantiate", with_spy)
+    run(tiny_train_cfg("phase=self_distill", f"teacher={contrastive_run}", "data.max_train_rows=16",
+                       "data.batch_size_per_device=8", "trainer.max_steps=6", "eval.every_n_steps=0",
+                       f"phase.teacher_cache_dir={tmp_path}/fresh_cache", f"paths.output_dir={tmp_path}/sd"))
+    assert 0 in steps_at_call  # epoch 0 fills the cache
+    assert not [e for e in steps_at_call if e is not None and e > 0]  # epochs 1 and 2 never call the teacher
+
+
+def test_bad_inputs(tiny_train_cfg, tmp_path, contrastive_run):
+    from biolord.model_source import ModelNotFoundError
+
+    with pytest.raises(ValueError, match="phase=self_distill needs a teacher"):
+        run(tiny_train_cfg("phase=self_distill"))
+    with pytest.raises(ModelNotFoundError, match="model path does not exist"):
+        run(tiny_train_cfg("phase=self_distill", f"teacher={tmp_path}/missing/run"))
+    with pytest.raises(ValueError, match="must be >= 0 and not all 0"):
+        run(tiny_train_cfg("phase=self_distill", f"teacher={contrastive_run}", "phase.weights.mse=0", "phase.weights.kl=0"))
+    with pytest.raises(ValueError, match="phase.student_init='nope'"):
+        run(tiny_train_cfg("phase=self_distill", f"teacher={contrastive_run}", "phase.student_init=nope"))
