@@ -108,13 +108,13 @@ def tiny_obo(tmp_path) -> Path:
     return write_obo(tmp_path / "tiny.obo")
 
 
-def compose(overrides: list[str]):
-    """The train config as train.py would see it, via Hydra's compose API."""
+def compose(overrides: list[str], config_name: str = "train"):
+    """An entry point's config as it would see it (train.py by default), via Hydra's compose API."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return hydra_compose(config_name="train", overrides=overrides)
+        return hydra_compose(config_name=config_name, overrides=overrides)
 
 
 @pytest.fixture

@@ -45,8 +45,9 @@ def test_killed_run_resumes_bit_for_bit(tmp_path, tiny_model_dir, tiny_obo):
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
+    # last.ckpt is written after step-N.ckpt: a kill between the two leaves the previous one
     stopped_at = load_checkpoint(killed / "checkpoints" / "last.ckpt")["global_step"]
-    assert 20 <= stopped_at < STEPS
+    assert 10 <= stopped_at < STEPS
 
     # the same command again: the run folder holds last.ckpt, so it resumes by itself
     subprocess.run(_cmd(killed, tiny_model_dir, tiny_obo, cache), check=True, env=env, capture_output=True, cwd=ROOT)

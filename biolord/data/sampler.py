@@ -47,7 +47,7 @@ class GlobalBatchSampler(Sampler[list[int]]):
                 f"global batch {self.global_batch} (data.batch_size_per_device={batch_size} x {world_size} devices) "
                 f"is larger than the {len(concept_keys)} training rows; lower data.batch_size_per_device"
             )
-        self._plan_cache: tuple[int, list[np.ndarray]] | None = None
+        self._plan_cache: tuple[int, np.ndarray] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:
@@ -78,7 +78,7 @@ class GlobalBatchSampler(Sampler[list[int]]):
             parts.append(np.concatenate([rng.permutation(rows) for _ in range(reps)])[:want])
         return rng.permutation(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
 
-    def _global_batches(self) -> list[np.ndarray]:
+    def _global_batches(self) -> np.ndarray:
         if self._plan_cache and self._plan_cache[0] == self.epoch:
             return self._plan_cache[1]
         rng = np.random.default_rng([self.seed, self.epoch])
@@ -98,36 +98,43 @@ class GlobalBatchSampler(Sampler[list[int]]):
                 f"{concepts} distinct concepts (no concept twice in a batch); lower data.batch_size_per_device "
                 f"(at most {concepts // self.world} with {self.world} devices) or set data.unique_concepts=false"
             )
-        plan = [batches[i] for i in rng.permutation(len(batches))]  # mix long and short batches over steps
+        # one (n_batches, global_batch) array: 8 bytes a row, whatever the number of rows
+        plan = np.stack(batches)[rng.permutation(len(batches))]  # mix long and short batches over steps
         self._plan_cache = (self.epoch, plan)
         return plan
 
     def _fill(self, order: np.ndarray) -> list[np.ndarray]:
-        """Greedy: a row whose concept is already in the batch waits for the next batch."""
+        """Greedy: a row whose concept is already in the batch waits for the next batch.
+
+        Walks the order chunk by chunk so that only one chunk is ever a Python list (memory stays
+        O(chunk), not O(rows), for tens of millions of rows).
+        """
         batches, batch, seen, waiting = [], [], set(), []
         keys = self.keys
-        for position in order.tolist():
-            if waiting:
-                still = []
-                for w in waiting:
-                    if len(batch) < self.global_batch and keys[w] not in seen:
-                        batch.append(w)
-                        seen.add(keys[w])
-                    else:
-                        still.append(w)
-                waiting = still
-            if len(batch) == self.global_batch:
-                batches.append(np.asarray(batch))
-                batch, seen = [], set()
-            key = keys[position]
-            if key in seen:
-                waiting.append(position)
-                continue
-            batch.append(position)
-            seen.add(key)
-            if len(batch) == self.global_batch:
-                batches.append(np.asarray(batch))
-                batch, seen = [], set()
+        chunk = max(self.global_batch * self.mega_batches, 1 << 16)
+        for begin in range(0, len(order), chunk):
+            for position in order[begin : begin + chunk].tolist():
+                if waiting:
+                    still = []
+                    for w in waiting:
+                        if len(batch) < self.global_batch and keys[w] not in seen:
+                            batch.append(w)
+                            seen.add(keys[w])
+                        else:
+                            still.append(w)
+                    waiting = still
+                if len(batch) == self.global_batch:
+                    batches.append(np.asarray(batch))
+                    batch, seen = [], set()
+                key = keys[position]
+                if key in seen:
+                    waiting.append(position)
+                    continue
+                batch.append(position)
+                seen.add(key)
+                if len(batch) == self.global_batch:
+                    batches.append(np.asarray(batch))
+                    batch, seen = [], set()
         return batches  # the last incomplete batch and rows still waiting are left for the next epoch
 
     # ---- iteration ----------------------------------------------------------------------------
