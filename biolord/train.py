@@ -22,16 +22,11 @@ from biolord.encoder import Encoder
 from biolord.evaluation.benchmark_callback import BenchmarkCallback
 from biolord.evaluation.callback import HeldOutRetrievalCallback
 from biolord.export import default_card, export_sentence_transformers
+from biolord.loggers import finish_loggers, instantiate_loggers, log_config, log_model_artifact
 from biolord.phases import phase_class
 from biolord.resume import ExactResumeCallback
 
 log = logging.getLogger(__name__)
-
-
-def instantiate_loggers(cfg: DictConfig) -> list:
-    if not cfg.get("logger"):
-        return []
-    return [hydra.utils.instantiate(c) for c in cfg.logger.values() if c is not None and "_target_" in c]
 
 
 def run(cfg: DictConfig) -> dict:
@@ -58,13 +53,15 @@ def run(cfg: DictConfig) -> dict:
         auto_insert_metric_name=False,
     )
     bench = BenchmarkCallback.from_config(cfg.get("bench"))  # None when no benchmark is configured
+    loggers = instantiate_loggers(cfg)
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer,
         callbacks=[ExactResumeCallback(), evaluation, checkpointing] + ([bench] if bench else []),
-        logger=instantiate_loggers(cfg) or False,
+        logger=loggers or False,
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(output_dir),
     )
+    log_config(trainer.loggers, cfg)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(cfg, output_dir))
     if not cfg.trainer.get("fast_dev_run"):
         # ModelCheckpoint saves every N steps; make sure last.ckpt holds the final step too.
@@ -75,6 +72,9 @@ def run(cfg: DictConfig) -> dict:
     result = {"output_dir": str(output_dir), "history": evaluation.history, "bench_history": bench_history}
     if trainer.is_global_zero:
         result.update(_report(cfg, encoder, evaluation.history, bench_history, output_dir, time.perf_counter() - start))
+        if cfg.get("wandb_artifact") and "model_dir" in result:
+            log_model_artifact(trainer.loggers, result["model_dir"], f"biolord-{cfg.phase.name}")
+    finish_loggers(trainer.loggers)
     return result
 
 

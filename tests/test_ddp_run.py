@@ -30,4 +30,4 @@ def test_two_process_ddp_run(tmp_path, tiny_model_dir, tiny_obo):
     assert (out / "model" / "model.safetensors").exists()
     assert not list(tmp_path.glob("outputs*")) and not (ROOT / "outputs" / "contrastive" / "run").exists()
     # only one run folder: rank 1 did not create its own
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "run"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "run", "tiny.obo"]
