@@ -89,12 +89,6 @@ def test_truncated_checkpoint_is_reported(tmp_path):
         load_checkpoint(bad)
 
 
-@pytest.mark.parametrize("entry", ["distill.py"])  # average.py: tests/test_soup.py
-def test_unimplemented_entry_points_say_so(entry):
-    proc = subprocess.run([sys.executable, str(ROOT / entry)], capture_output=True, text=True)
-    assert proc.returncode != 0 and "not implemented yet" in proc.stderr
-
-
 def test_train_py_rejects_unknown_phase():
     proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "phase=nope"], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode != 0
