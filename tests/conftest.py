@@ -24,19 +24,19 @@ WORDS = (
 ).split()
 
 
-def write_tiny_model(folder: Path, hidden: int = 32, layers: int = 2) -> Path:
-    """A 2-layer BERT with a word-level vocabulary, saved as a Hugging Face folder."""
+def write_tiny_model(folder: Path, hidden: int = 32, layers: int = 2, words=WORDS) -> Path:
+    """A 2-layer BERT with a word-level vocabulary of ``words``, saved as a Hugging Face folder."""
     import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     folder.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(WORDS)), *list("0123456789-.,:'")]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(words)), *list("0123456789-.,:'")]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     # transformers 5 takes the vocabulary as `vocab` (and ignores `vocab_file`); 4.x wants the file
     tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
     if len(tokenizer) < len(vocab):
         tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
-    assert tokenizer.tokenize("wilson disease") == ["wilson", "disease"], "tiny tokenizer lost its vocabulary"
+    assert tokenizer.tokenize(" ".join(words[:2])) == list(words[:2]), "tiny tokenizer lost its vocabulary"
     torch.manual_seed(0)
     config = BertConfig(
         vocab_size=len(vocab),

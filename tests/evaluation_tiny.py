@@ -15,23 +15,10 @@ VOCAB_WORDS = (
 
 
 def write_tiny_bert(folder: Path) -> Path:
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    """The shared tiny BERT of tests/conftest.py, with the evaluation tests' words."""
+    from tests.conftest import write_tiny_model
 
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(VOCAB_WORDS))]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    # transformers 5 takes the vocabulary as `vocab` (and silently ignores `vocab_file`); 4.x wants the file
-    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
-    if len(tokenizer) < len(vocab):
-        tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
-    assert tokenizer.tokenize("cat sits") == ["cat", "sits"], "tiny tokenizer lost its vocabulary"
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64)
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return write_tiny_model(folder, words=VOCAB_WORDS)
 
 
 class CountingEncoder:

@@ -1,6 +1,5 @@
 """Every config composes; unknown phases and groups fail with a message that names them."""
 
-from pathlib import Path
 
 import pytest
 from hydra.errors import MissingConfigException

