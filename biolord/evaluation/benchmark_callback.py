@@ -11,25 +11,23 @@ from __future__ import annotations
 
 import logging
 
-import lightning as L
-
 from biolord.evaluation.embedder import TextEmbedder
+from biolord.evaluation.periodic import PeriodicEvaluation
 from biolord.evaluation.runner import build_benchmarks, evaluate_encoder
 
 log = logging.getLogger(__name__)
 
 
-class BenchmarkCallback(L.Callback):
+class BenchmarkCallback(PeriodicEvaluation):
     def __init__(self, benchmarks, evals_dir=None, every_n_steps: int = 0, at_start: bool = True,
                  at_end: bool = True, batch_size: int = 128, benchmark_dirs=()):
+        super().__init__(every_n_steps, at_start=at_start, at_end=at_end)
         self.names = list(benchmarks)
         self.evals_dir = evals_dir
         self.benchmark_dirs = list(benchmark_dirs or ())
-        self.every_n_steps = int(every_n_steps or 0)
-        self.at_start, self.at_end = at_start, at_end
         self.batch_size = batch_size
         self.benchmarks: list | None = None
-        self.history: list[dict] = []  # [{"step": int, "bench/<name>/<metric>": float, ...}]
+        # history: [{"step": int, "bench/<name>/<metric>": float, ...}]
 
     @classmethod
     def from_config(cls, cfg) -> "BenchmarkCallback | None":
@@ -54,30 +52,10 @@ class BenchmarkCallback(L.Callback):
         self.benchmarks = build_benchmarks(self.names, self.evals_dir, self.benchmark_dirs,
                                            heldout=getattr(datamodule, "heldout", None))
 
-    def _evaluate(self, trainer, pl_module) -> None:
-        if trainer.global_rank != 0 or trainer.sanity_checking:
-            return
-        step = trainer.global_step
-        if self.history and self.history[-1]["step"] == step:
-            return
+    def score(self, trainer, pl_module):
         if self.benchmarks is None:
             self.setup(trainer, pl_module)
         embedder = TextEmbedder(pl_module.encoder, self.batch_size, cache=None)
-        records = evaluate_encoder(embedder, self.benchmarks, f"step {step}")
+        records = evaluate_encoder(embedder, self.benchmarks, f"step {trainer.global_step}")
         metrics = {f"bench/{r['benchmark']}/{k}": v for r in records for k, v in r["metrics"].items()}
-        self.history.append({"step": step, **metrics})
-        for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=step)
-
-    def on_train_start(self, trainer, pl_module):
-        if self.at_start:
-            self._evaluate(trainer, pl_module)
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        step = trainer.global_step
-        if self.every_n_steps and step > 0 and step % self.every_n_steps == 0:
-            self._evaluate(trainer, pl_module)
-
-    def on_train_end(self, trainer, pl_module):
-        if self.at_end:
-            self._evaluate(trainer, pl_module)
+        return metrics, metrics
