@@ -28,7 +28,7 @@ from biolord.model_source import ModelNotFoundError
 from biolord.phases.multilingual import DistillationEvalCallback, MultilingualPhase, ParallelCollator
 from biolord.student import Student
 from biolord.teacher_cache import FrozenTeacher, TeacherCache
-from biolord.train import instantiate_loggers
+from biolord.loggers import instantiate_loggers
 
 log = logging.getLogger(__name__)
 

@@ -121,26 +121,32 @@ class Encoder(nn.Module):
             pooled = F.normalize(pooled, p=2, dim=1)  # (B, d), unit norm
         return pooled
 
-    @torch.no_grad()
     def encode(self, texts: Iterable[str], batch_size: int = 64, device=None) -> torch.Tensor:
-        """Embed texts for evaluation: sorted by length to cut padding, returned in input order.
+        """Embed texts for evaluation; a float32 CPU tensor (N, d) in input order."""
+        return encode_in_batches(self, texts, batch_size, device)
 
-        Returns a float32 CPU tensor (N, d).
-        """
-        texts = list(texts)
-        if not texts:
-            return torch.empty(0, self.dim)
-        was_training = self.training
-        self.eval()
-        device = device or next(self.parameters()).device
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        out = torch.empty(len(texts), self.dim)
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
-            feats = {k: v.to(device) for k, v in self.tokenize([texts[i] for i in idx]).items()}
-            out[idx] = self(feats).float().cpu()  # (b, d)
-        self.train(was_training)
-        return out
+
+@torch.no_grad()
+def encode_in_batches(model: nn.Module, texts: Iterable[str], batch_size: int = 64, device=None) -> torch.Tensor:
+    """Inference for any module with ``tokenize``, ``dim`` and ``forward(features) -> (b, d)``.
+
+    Texts are sorted by length so that each batch pads little, then put back in input order; the
+    module is put in eval mode (no dropout) and returned to its previous mode.
+    """
+    texts = list(texts)
+    if not texts:
+        return torch.empty(0, model.dim)
+    was_training = model.training
+    model.eval()
+    device = device or next(model.parameters()).device
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    out = torch.empty(len(texts), model.dim)
+    for start in range(0, len(texts), batch_size):
+        idx = order[start : start + batch_size]
+        feats = {k: v.to(device) for k, v in model.tokenize([texts[i] for i in idx]).items()}
+        out[idx] = model(feats).float().cpu()  # (b, d)
+    model.train(was_training)
+    return out
 
 
 def _freeze_unused_pooler(transformer: nn.Module) -> None:

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from biolord.encoder import Encoder
+from biolord.encoder import Encoder, encode_in_batches
 from biolord.export import export_sentence_transformers
 
 PROMPT_NAME = "query"
@@ -82,23 +82,9 @@ class Student(nn.Module):
                 x = F.normalize(x, p=2, dim=1)  # (B, d_teacher)
         return x
 
-    @torch.no_grad()
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
         """(N, d) float32 CPU vectors, in input order (sorted by length inside to cut padding)."""
-        texts = list(texts)
-        if not texts:
-            return torch.empty(0, self.dim)
-        was_training = self.training
-        self.eval()
-        device = next(self.parameters()).device
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        out = torch.empty(len(texts), self.dim)
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
-            feats = {k: v.to(device) for k, v in self.tokenize([texts[i] for i in idx]).items()}
-            out[idx] = self(feats).float().cpu()  # (b, d)
-        self.train(was_training)
-        return out
+        return encode_in_batches(self, texts, batch_size)
 
     # ---- export -------------------------------------------------------------------------------
     def export(self, path, card: str) -> Path:

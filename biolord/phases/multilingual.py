@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from biolord.evaluation.distillation import distillation_metrics
+from biolord.evaluation.periodic import PeriodicEvaluation
 from biolord.phases.optim import configure_optimizers
 
 log = logging.getLogger(__name__)
@@ -94,36 +95,19 @@ class MultilingualPhase(L.LightningModule):
         checkpoint["biolord_config"] = OmegaConf.to_container(self.cfg, resolve=True)
 
 
-class DistillationEvalCallback(L.Callback):
+class DistillationEvalCallback(PeriodicEvaluation):
     """Per-language MSE to the teacher and cross-lingual acc@1 on held-out concepts: at start, every N steps, at end."""
 
     def __init__(self, rows, every_n_steps: int = 0, batch_size: int = 64, at_start: bool = True):
+        super().__init__(every_n_steps, at_start=at_start, at_end=True)
         self.rows = rows
-        self.every_n_steps = int(every_n_steps or 0)
         self.batch_size = int(batch_size)
-        self.at_start = at_start
-        self.history: list[dict] = []  # [{"step": int, "metrics": {lang: {...}}}]
+        # history: [{"step": int, "metrics": {lang: {...}}}]
 
-    def _evaluate(self, trainer, pl_module) -> None:
-        step = trainer.global_step
-        if trainer.global_rank != 0 or (self.history and self.history[-1]["step"] == step):
-            return
+    def score(self, trainer, pl_module):
         start = time.perf_counter()
         metrics = distillation_metrics(pl_module.student, self.rows, pl_module.cache.lookup, self.batch_size)
-        self.history.append({"step": step, "metrics": metrics})
-        log.info("held-out at step %d (%.1fs): %s", step, time.perf_counter() - start,
+        log.info("held-out at step %d (%.1fs): %s", trainer.global_step, time.perf_counter() - start,
                  ", ".join(f"{k} acc@1 {v['acc@1']:.1f} mse {v['mse']:.3f}" for k, v in metrics.items()))
         flat = {f"val/{lang}_{k}": v for lang, m in metrics.items() for k, v in m.items() if k != "n"}
-        for logger in trainer.loggers:
-            logger.log_metrics(flat, step=step)
-
-    def on_train_start(self, trainer, pl_module):
-        if self.at_start:
-            self._evaluate(trainer, pl_module)
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0 and trainer.global_step > 0:
-            self._evaluate(trainer, pl_module)
-
-    def on_train_end(self, trainer, pl_module):
-        self._evaluate(trainer, pl_module)
+        return {"metrics": metrics}, flat
