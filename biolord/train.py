@@ -54,8 +54,12 @@ def run(cfg: DictConfig) -> dict:
     )
     bench = BenchmarkCallback.from_config(cfg.get("bench"))  # None when no benchmark is configured
     loggers = instantiate_loggers(cfg)
+    # GradCache runs Lightning's manual optimization, which refuses trainer.gradient_clip_val: the
+    # phase clips with the configured value itself (biolord/phases/contrastive.py)
+    manual = {"gradient_clip_val": None} if OmegaConf.select(cfg, "phase.loss.mini_batch_size") else {}
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer,
+        **manual,
         callbacks=[ExactResumeCallback(), evaluation, checkpointing] + ([bench] if bench else []),
         logger=loggers or False,
         plugins=[AtomicCheckpointIO()],

@@ -35,7 +35,8 @@ class ContrastivePhase(L.LightningModule):
         self.loss_fn = InfoNCELoss(**loss_cfg)
         if self.mini_batch_size is not None:
             # GradCache runs several backwards per step: Lightning's manual optimization. Lightning
-            # refuses trainer.gradient_clip_val there, so this module clips with the config's value.
+            # refuses trainer.gradient_clip_val there (train.py passes None), so this module clips
+            # with the config's value.
             self.automatic_optimization = False
             self.clip_val = OmegaConf.select(cfg, "trainer.gradient_clip_val", default=None)
             self.clip_algorithm = OmegaConf.select(cfg, "trainer.gradient_clip_algorithm", default=None) or "norm"
@@ -49,17 +50,6 @@ class ContrastivePhase(L.LightningModule):
         # from_pretrained returns modules in eval mode; training needs dropout on (as sentence-transformers).
         self.encoder.train()
 
-    def configure_callbacks(self):
-        # The last hook before Lightning validates manual optimization. If the Trainer was built
-        # with the config's gradient_clip_val (train.py passes cfg.trainer as is), take it over:
-        # this module clips in _cached_step with the same value.
-        if not self.automatic_optimization and self.trainer.gradient_clip_val:
-            log.info("GradCache: gradient clipping (%s) done by the phase, not the Trainer", self.trainer.gradient_clip_val)
-            self.clip_val = self.trainer.gradient_clip_val
-            self.clip_algorithm = self.trainer.gradient_clip_algorithm or self.clip_algorithm
-            self.trainer.gradient_clip_val = None
-        return []
-
     def on_train_start(self) -> None:
         world = self.trainer.world_size
         per_device = self.cfg.data.batch_size_per_device
@@ -70,7 +60,8 @@ class ContrastivePhase(L.LightningModule):
         )
         if self.mini_batch_size is not None:
             msg += f"; GradCache mini-batches of {self.mini_batch_size}"
-        log.info(msg)
+        if self.trainer.is_global_zero:
+            log.info(msg)
         for logger in self.trainer.loggers:
             logger.log_hyperparams({"global_batch": per_device * world, "negatives_per_anchor": per_device * world - 1})
 
