@@ -144,3 +144,20 @@ def tiny_train_cfg(tmp_path, tiny_model_dir, tiny_obo):
         )
 
     return make
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface, for a gloo process group."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def init_gloo(rank: int, world: int, port: int) -> None:
+    """Join a CPU (gloo) process group on the loopback interface: the 2-process tests' workers."""
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)

@@ -1,7 +1,5 @@
 """2 processes on CPU (gloo) give the loss and gradients of 1 process on the global batch."""
 
-import os
-import socket
 
 import pytest
 import torch
@@ -10,6 +8,8 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 from biolord.losses import info_nce
+
+from tests.conftest import free_port, init_gloo
 
 
 def _global_batch():
@@ -23,8 +23,7 @@ def _global_batch():
 
 
 def _worker(rank, world, port, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    init_gloo(rank, world, port)
     a, p, ids = _global_batch()
     b = len(a) // world
     sl = slice(rank * b, (rank + 1) * b)
@@ -42,16 +41,11 @@ def _worker(rank, world, port, out):
     dist.destroy_process_group()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed not available")
 def test_two_process_loss_and_grads_equal_global_batch(tmp_path):
     out = tmp_path / "dist.pt"
-    mp.spawn(_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), str(out)), nprocs=2, join=True)
     got = torch.load(out)
 
     a, p, ids = _global_batch()

@@ -2,9 +2,7 @@
 
 import contextlib
 import json
-import os
 import shutil
-import socket
 
 import pytest
 import torch
@@ -14,6 +12,8 @@ import torch.multiprocessing as mp
 from biolord import gradcache
 from biolord.gradcache import cached_backward, mini_batches
 from biolord.losses import info_nce
+
+from tests.conftest import free_port, init_gloo
 
 NAMES = [
     "wilson disease", "hepatic copper deposition", "huntington disease", "chronic kidney disease",
@@ -119,9 +119,8 @@ def test_mini_batches_cut_padding_and_keep_rows(tiny_encoder):
 
 
 def _worker(rank, world, port, model_dir, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    init_gloo(rank, world, port)
     from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
     from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -157,16 +156,11 @@ def _worker(rank, world, port, model_dir, out):
     dist.destroy_process_group()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed not available")
 def test_two_process_ddp_same_loss_grads_and_one_all_reduce(tiny_model_dir, tmp_path):
     out = tmp_path / "gc"
-    mp.spawn(_worker, args=(2, _free_port(), str(tiny_model_dir), str(out)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), str(tiny_model_dir), str(out)), nprocs=2, join=True)
     results = [torch.load(f"{out}.{r}") for r in range(2)]
     for r in results:
         assert r["cached"] == pytest.approx(r["plain"], abs=1e-5)

@@ -34,7 +34,7 @@ import numpy as np
 
 from biolord.data.rows import CleaningReport, clean_rows
 from biolord.data.sources import source_rows
-from biolord.data.split import _unit, concept_key
+from biolord.data.split import concept_key, concept_unit
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def _build(sources: list[dict], split_seed: int, folder: Path) -> None:
                         "source_id": source_id,
                         "concept_key": concept_key(row["concept_id"]),
                         "row_key": concept_key(f"{row['concept_id']}\x1f{row['name']}\x1f{row['text']}"),
-                        "unit": _unit(row["concept_id"], split_seed),
+                        "unit": concept_unit(row["concept_id"], split_seed),
                         "length": len(row["text"]),
                     }
                 )

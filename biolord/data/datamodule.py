@@ -15,6 +15,7 @@ from biolord.data.build import RowTable, load_or_build
 from biolord.data.collate import PairCollator
 from biolord.data.rows import NoUsableRowsError
 from biolord.data.sampler import GlobalBatchSampler
+from biolord.data.split import concept_unit
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class PairDataModule(L.LightningDataModule):
         for cid, name, text, unit in zip(*(sub.column(c).to_pylist() for c in ("concept_id", "name", "text", "unit"))):
             first.setdefault(cid, (name, text, unit))
         # a deterministic subset: concepts ordered by a second hash of their id
-        ids = sorted(first, key=lambda c: (hash_unit(c, self.cfg.split_seed + 1)))
+        ids = sorted(first, key=lambda c: concept_unit(c, self.cfg.split_seed + 1))
         if self.cfg.get("val_max_concepts"):
             ids = ids[: int(self.cfg.val_max_concepts)]
         ids.sort()
@@ -157,12 +158,6 @@ class PairDataModule(L.LightningDataModule):
             num_workers=self.cfg.num_workers,
             persistent_workers=self.cfg.num_workers > 0,
         )
-
-
-def hash_unit(concept_id: str, seed: int) -> float:
-    from biolord.data.split import _unit
-
-    return _unit(concept_id, seed)
 
 
 def _report_lines(report: dict) -> list[str]:

@@ -33,10 +33,6 @@ class CleaningReport:
             "skipped": {f"{src} ({reason})": n for (src, reason), n in sorted(self.skipped.items())},
         }
 
-    def lines(self) -> list[str]:
-        out = [f"rows kept from {src}: {n}" for src, n in sorted(self.kept.items())]
-        out += [f"rows skipped from {src} ({reason}): {n}" for (src, reason), n in sorted(self.skipped.items())]
-        return out
 
 
 def _bad_text(value) -> str | None:

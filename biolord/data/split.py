@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 
 
-def _unit(concept_id: str, seed: int) -> float:
+def concept_unit(concept_id: str, seed: int) -> float:
+    """The concept's position in [0, 1) under ``seed``: the held-out split and its subsets."""
     digest = hashlib.blake2b(f"{seed}:{concept_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
 
 
 def is_held_out(concept_id: str, fraction: float, seed: int = 0) -> bool:
-    return _unit(concept_id, seed) < fraction
+    return concept_unit(concept_id, seed) < fraction
 
 
 def concept_key(concept_id: str) -> int:

@@ -64,7 +64,7 @@ def load_stream(entry: dict):
     return datasets.load_dataset(path, split=split, streaming=True, **kwargs)
 
 
-def resolve_columns(available: Iterable[str], mapping: dict | None, need_id: bool, where: str) -> dict:
+def resolve_columns(available: Iterable[str], mapping: dict | None, where: str) -> dict:
     """Map our fields to the table's columns; a missing one is an error listing what is there."""
     available = list(available)
     mapping = dict(mapping or {})
@@ -82,7 +82,7 @@ def resolve_columns(available: Iterable[str], mapping: dict | None, need_id: boo
         found = next((c for c in candidates if c in available), None)
         if found is not None:
             resolved[field] = found
-        elif field in ("name", "text") or (field == "concept_id" and need_id):
+        elif field in ("name", "text"):  # no id column: a concept is its name
             raise ColumnError(
                 f"no {field} column in {where}: tried {list(candidates)}; available: {available}. "
                 f"Name it with data.sources[...].columns.{field}=<column>"
@@ -118,7 +118,7 @@ def table_rows(entry: dict, stats: Counter) -> Iterator[dict]:
             yield {"concept_id": f"{source}:{name.casefold()}", "name": name, "text": text, "kind": kind_default, "source": source}
             continue
         if columns is None:
-            columns = resolve_columns(record.keys(), entry.get("columns"), need_id=False, where=where)
+            columns = resolve_columns(record.keys(), entry.get("columns"), where=where)
         name, text = record.get(columns["name"]), record.get(columns["text"])
         if "concept_id" in columns:
             concept_id = record.get(columns["concept_id"])
