@@ -15,9 +15,15 @@ multilingual-e5-small 96 M of the 118 M parameters are the 250 k-token embedding
 updates (and weight-decays) all of it every step although a batch touches a few hundred rows,
 which makes a CPU step several times slower. The transformer layers still learn the alignment.
 
-Why a projection: MSE needs the student's vectors in the teacher's space. When the dimensions
-differ, ``projection: true`` adds a trainable linear layer (exported as a sentence-transformers
-``Dense`` module, identity activation) after pooling; otherwise the run fails before training.
+Why a projection: MSE needs the student's vectors in the teacher's space. ``projection: true``
+adds a trainable linear layer after pooling (exported as a sentence-transformers ``Dense`` module,
+identity activation); without it, students whose dimension differs from the teacher's fail before
+training. ``init_projection`` starts that layer as the orthogonal Procrustes map (Schönemann 1966)
+from the student's English vectors to the teacher's: a rotation, so at step 0 the student's own
+cosines, and with them its cross-lingual alignment, are unchanged, while its vectors already sit
+near the teacher's. A pretrained multilingual student (e5) lives in a space unrelated to the
+teacher's; without this start, the first few hundred steps are spent turning that space and
+cross-lingual retrieval drops on the way (measured in the README).
 No Lightning here.
 """
 
@@ -81,6 +87,28 @@ class Student(nn.Module):
             if self.normalize:
                 x = F.normalize(x, p=2, dim=1)  # (B, d_teacher)
         return x
+
+    @torch.no_grad()
+    def init_projection(self, texts: Sequence[str], targets: torch.Tensor, batch_size: int = 64) -> dict:
+        """Set the projection to the orthogonal map W minimising ||normalize(S) W - T|| (Procrustes).
+
+        texts: English names; targets: (N, d_teacher) teacher vectors of them. W = U V^T from the SVD
+        of S^T T (semi-orthogonal when the dimensions differ); the bias starts at 0. Returns the mean
+        cosine between student and teacher vectors before and after, for the log.
+        """
+        if self.projection is None:
+            raise ValueError("init_projection needs student.projection=true")
+        texts = [self.prefix + t for t in texts]
+        pooled = F.normalize(encode_in_batches(self.encoder, texts, batch_size), dim=1)  # (N, d_s), normalize is off
+        targets = F.normalize(targets.float(), dim=1)  # (N, d_t)
+        u, _, vh = torch.linalg.svd(pooled.T.double() @ targets.double(), full_matrices=False)  # (d_s, k), (k, d_t)
+        w = (u @ vh).float()  # (d_s, d_t)
+        square = pooled.shape[1] == targets.shape[1]
+        before = (pooled * targets).sum(1).mean().item() if square else float("nan")
+        self.projection.weight.copy_(w.T)  # nn.Linear stores (d_t, d_s)
+        self.projection.bias.zero_()
+        after = (F.normalize(pooled @ w, dim=1) * targets).sum(1).mean().item()
+        return {"texts": len(texts), "cosine_before": before, "cosine_after": after}
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
         """(N, d) float32 CPU vectors, in input order (sorted by length inside to cut padding)."""

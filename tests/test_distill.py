@@ -91,7 +91,7 @@ def test_run_end_to_end_with_cache_export_and_report(distill_cfg, tmp_path):
     assert result["teacher_texts_encoded_before_training"] > 0
     model_dir = Path(result["model_dir"])
     card = (model_dir / "README.md").read_text()
-    assert "language: [de, en, fr]" in card and "languages: en, de, fr" in card and "acc@1 after" in card
+    assert "language: [de, en, fr]" in card and "languages: en, de, fr" in card and "→ teacher step 8" in card
     assert (tmp_path / "run" / "metrics.json").exists() and (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
     # a second run reads every teacher vector from the disk cache
     again = run(distill_cfg(f"paths.output_dir={tmp_path / 'run2'}", "trainer.max_steps=1", "export=false"))
@@ -150,9 +150,45 @@ def test_export_gives_the_training_vectors(tmp_path, tiny_model_dir, tiny_studen
     assert torch.allclose(ours.norm(dim=1), torch.ones(3), atol=1e-5)
 
 
+def test_procrustes_start_is_a_rotation_into_the_teachers_space(tiny_model_dir):
+    """init_projection recovers a hidden rotation, and leaves the student's own cosines unchanged."""
+    student = Student(Encoder.load(str(tiny_model_dir), max_seq_length=32), prefix="query: ", teacher_dim=32, projection=True)
+    texts = [en for en, _, _ in parallel_rows(30)][::2] + ["wilson disease", "copper metabolism disorder"]
+    with torch.no_grad():
+        pooled = torch.nn.functional.normalize(encode_raw(student, texts), dim=1)  # (N, 32)
+    rotation, _ = torch.linalg.qr(torch.randn(32, 32, generator=torch.Generator().manual_seed(0)))  # (32, 32)
+    before = student.encode(texts)
+    fit = student.init_projection(texts, pooled @ rotation)
+    after = student.encode(texts)  # (N, 32)
+    assert fit["texts"] == len(texts) and fit["cosine_before"] < 0.9 and fit["cosine_after"] > 0.999
+    assert torch.allclose(after, pooled @ rotation, atol=1e-4)  # where the "teacher" put them
+    assert torch.allclose(after @ after.T, pooled @ pooled.T, atol=1e-4)  # geometry kept
+    assert not torch.allclose(before, after, atol=1e-2)  # the random start was elsewhere
+    with pytest.raises(ValueError, match="projection=true"):
+        Student(Encoder.load(str(tiny_model_dir)), teacher_dim=32).init_projection(texts, pooled)
+
+
+def encode_raw(student, texts):
+    from biolord.encoder import encode_in_batches
+
+    return encode_in_batches(student.encoder, [student.prefix + t for t in texts])
+
+
+def test_procrustes_run_starts_with_the_students_own_cross_lingual_score(distill_cfg):
+    plain = run(distill_cfg("student.projection=false", "trainer.max_steps=1", "export=false"))
+    rotated = run(distill_cfg("student.projection=true", "student.projection_init=procrustes", "trainer.max_steps=1",
+                              "export=false", "paths.output_dir=${paths.cache_dir}/../run_p"))
+    a, b = plain["history"][0]["metrics"], rotated["history"][0]["metrics"]
+    for lang in ("de", "fr"):
+        assert a[lang]["acc@1"] == pytest.approx(b[lang]["acc@1"])  # a rotation keeps the student's ranking
+        assert b[lang]["mse"] < a[lang]["mse"]  # and moves it toward the teacher
+    with pytest.raises(ValueError, match="projection_init='svd': choose random or procrustes"):
+        run(distill_cfg("student.projection_init=svd"))
+
+
 def test_different_dimensions_fail_clearly_or_get_a_projection(distill_cfg, tiny_student_16):
     with pytest.raises(DimensionMismatchError, match=r"16-d vectors, the teacher 32-d; set student.projection=true"):
-        run(distill_cfg(f"student.name_or_path={tiny_student_16}"))
+        run(distill_cfg(f"student.name_or_path={tiny_student_16}", "student.projection=false"))
     result = run(distill_cfg(f"student.name_or_path={tiny_student_16}", "student.projection=true", "trainer.max_steps=2"))
     assert (Path(result["model_dir"]) / "2_Dense" / "config.json").exists()
 

@@ -108,6 +108,7 @@ class DistillationEvalCallback(PeriodicEvaluation):
         start = time.perf_counter()
         metrics = distillation_metrics(pl_module.student, self.rows, pl_module.cache.lookup, self.batch_size)
         log.info("held-out at step %d (%.1fs): %s", trainer.global_step, time.perf_counter() - start,
-                 ", ".join(f"{k} acc@1 {v['acc@1']:.1f} mse {v['mse']:.3f}" for k, v in metrics.items()))
+                 ", ".join(f"{k} acc@1 {v['acc@1']:.1f} ->teacher {v['acc@1_teacher']:.1f} mse {v['mse']:.3f}"
+                           for k, v in metrics.items()))
         flat = {f"val/{lang}_{k}": v for lang, m in metrics.items() for k, v in m.items() if k != "n"}
         return {"metrics": metrics}, flat
