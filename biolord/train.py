@@ -36,7 +36,7 @@ def run(cfg: DictConfig) -> dict:
     output_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True)
 
-    encoder = Encoder.from_config(cfg.model)
+    encoder = phase_cls.initial_encoder(cfg)  # the student of self_distill may be a copy of the teacher
     datamodule = PairDataModule(cfg.data, encoder.tokenizer, encoder.max_seq_length, str(output_dir))
     datamodule.setup("fit")
     module = phase_cls(encoder, cfg)

@@ -1,5 +1,7 @@
 """Self-distillation: losses against hand computations, the teacher cache reused, bad input, a run."""
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -100,3 +102,26 @@ def test_bad_inputs(tiny_train_cfg, tmp_path, contrastive_run):
         run(tiny_train_cfg("phase=self_distill", f"teacher={contrastive_run}", "phase.weights.mse=0", "phase.weights.kl=0"))
     with pytest.raises(ValueError, match="phase.student_init='nope'"):
         run(tiny_train_cfg("phase=self_distill", f"teacher={contrastive_run}", "phase.student_init=nope"))
+
+
+@pytest.mark.parametrize("student_init", ["teacher", "base"])
+def test_the_exported_model_is_the_trained_student(tiny_train_cfg, contrastive_run, tmp_path, student_init):
+    """Regression: with student_init=teacher the base model used to be exported instead of the student."""
+    from safetensors.torch import load_file
+
+    cfg = tiny_train_cfg("phase=self_distill", f"teacher={contrastive_run}", f"phase.student_init={student_init}",
+                         "data.max_train_rows=16", "data.batch_size_per_device=8", "trainer.max_steps=2",
+                         f"paths.output_dir={tmp_path}/sd")
+    run(cfg)
+    exported = load_file(str(tmp_path / "sd" / "model" / "model.safetensors"))
+    teacher = load_file(str(contrastive_run / "model" / "model.safetensors"))
+    base = load_file(str(Path(cfg.model.name_or_path) / "model.safetensors"))
+    trained = {k: v for k, v in exported.items() if k in teacher and v.dtype.is_floating_point and "pooler" not in k}
+    assert trained and set(trained) <= set(base)
+    assert any(not torch.equal(v, teacher[k]) for k, v in trained.items())  # moved away from the teacher
+    assert any(not torch.equal(v, base[k]) for k, v in trained.items())  # and is not the base model
+    start = teacher if student_init == "teacher" else base
+    # two small steps: the student is still close to where it started, not to the other model
+    dist = lambda ref: sum((v - ref[k]).abs().sum().item() for k, v in trained.items())  # noqa: E731
+    other = base if student_init == "teacher" else teacher
+    assert dist(start) < dist(other)

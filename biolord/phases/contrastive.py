@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 
 
 class ContrastivePhase(L.LightningModule):
+    @classmethod
+    def initial_encoder(cls, cfg) -> Encoder:
+        """The model this phase trains and exports. train.py builds it first: its tokenizer feeds the data."""
+        return Encoder.from_config(cfg.model)
+
     def __init__(self, encoder: Encoder, cfg):
         super().__init__()
         self.encoder = encoder

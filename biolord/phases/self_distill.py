@@ -42,13 +42,21 @@ def load_teacher(spec: str | None, what: str) -> Encoder:
 
 
 class SelfDistillPhase(ContrastivePhase):
+    @classmethod
+    def initial_encoder(cls, cfg) -> Encoder:
+        """The student: the base model (``model`` group) or a copy of the teacher (``phase.student_init``)."""
+        init = cfg.phase.student_init
+        if init == "base":
+            return Encoder.from_config(cfg.model)
+        if init != "teacher":
+            raise ValueError(f"phase.student_init={init!r}: choose base (the model group) or teacher")
+        load_teacher(cfg.get("teacher"), "a teacher")  # the clear error when it is missing
+        return Encoder.load(str(cfg.teacher), max_seq_length=cfg.model.get("max_seq_length"))
+
     def __init__(self, encoder: Encoder, cfg):
+        """encoder: the student, from ``initial_encoder`` (train.py exports this module's encoder)."""
         phase = cfg.phase
         teacher = load_teacher(cfg.get("teacher"), "a teacher")
-        if phase.student_init == "teacher":
-            encoder = Encoder.load(str(cfg.teacher), max_seq_length=cfg.model.get("max_seq_length"))
-        elif phase.student_init != "base":
-            raise ValueError(f"phase.student_init={phase.student_init!r}: choose base (the model group) or teacher")
         if teacher.dim != encoder.dim:
             raise ValueError(
                 f"teacher {cfg.teacher} has dimension {teacher.dim} but the student {encoder.source} has {encoder.dim}; "
