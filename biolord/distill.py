@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from biolord.checkpoint import AtomicCheckpointIO
 from biolord.data.parallel import ParallelData, load_parallel, split_by_concept
 from biolord.encoder import Encoder
-from biolord.evaluation.distillation import before_after_table, teacher_reference
+from biolord.evaluation.distillation import before_after_table, distillation_metrics, teacher_reference
 from biolord.model_source import ModelNotFoundError
 from biolord.phases.multilingual import DistillationEvalCallback, MultilingualPhase, ParallelCollator
 from biolord.student import Student
@@ -95,7 +95,10 @@ def run(cfg: DictConfig) -> dict:
     projection_init = cfg.student.get("projection_init") or "random"
     if projection_init not in ("random", "procrustes"):
         raise ValueError(f"student.projection_init={projection_init!r}: choose random or procrustes")
+    loaded = []  # the student as loaded, before the Procrustes start: the table's "before"
     if cfg.student.projection and projection_init == "procrustes":
+        if cfg.eval.at_start and student.projection.in_features == student.projection.out_features:
+            loaded = [{"step": 0, "label": "as loaded", "metrics": _as_loaded(student, heldout_rows, cache, cfg.eval.batch_size)}]
         english = list(dict.fromkeys(r.en for r in train_rows))
         fit = student.init_projection(english, cache.lookup(english), batch_size=cfg.eval.batch_size)
         log.info("projection: orthogonal Procrustes on %d English names, mean cosine to the teacher %.3f -> %.3f",
@@ -116,12 +119,27 @@ def run(cfg: DictConfig) -> dict:
         plugins=[AtomicCheckpointIO()], default_root_dir=str(output_dir))
     trainer.fit(module, train_dataloaders=loader, ckpt_path=cfg.get("ckpt_path"))
 
-    result = {"output_dir": str(output_dir), "history": evaluation.history, "teacher_cache": module.cache_history,
+    history = loaded + evaluation.history
+    result = {"output_dir": str(output_dir), "history": history, "teacher_cache": module.cache_history,
               "reference": reference, "teacher": teacher_path, "teacher_texts_encoded_before_training": new}
     if trainer.is_global_zero:
-        result.update(_report(cfg, student, data, evaluation.history, reference, module.cache_history,
+        result.update(_report(cfg, student, data, history, reference, module.cache_history,
                               teacher_path, output_dir, time.perf_counter() - start))
     return result
+
+
+def _as_loaded(student: Student, rows, cache: TeacherCache, batch_size: int) -> dict:
+    """Held-out figures of the student before training, its projection set to the identity (as loaded)."""
+    projection = student.projection  # square: an identity keeps the student's own vectors
+    saved = {k: v.clone() for k, v in projection.state_dict().items()}
+    with torch.no_grad():
+        projection.weight.copy_(torch.eye(projection.in_features))
+        projection.bias.zero_()
+    metrics = distillation_metrics(student, rows, cache.lookup, batch_size)
+    projection.load_state_dict(saved)
+    log.info("held-out, student as loaded: %s", ", ".join(
+        f"{k} acc@1 {v['acc@1']:.1f} ->teacher {v['acc@1_teacher']:.1f} mse {v['mse']:.3f}" for k, v in metrics.items()))
+    return metrics
 
 
 def _report(cfg, student: Student, data: ParallelData, history, reference, cache_history, teacher_path, output_dir: Path,

@@ -79,7 +79,9 @@ def distill_cfg(tmp_path, tiny_model_dir):
 def test_run_end_to_end_with_cache_export_and_report(distill_cfg, tmp_path):
     result = run(distill_cfg())
     first, last = result["history"][0], result["history"][-1]
-    assert (first["step"], last["step"]) == (0, 8)
+    assert (first["step"], first["label"], result["history"][1]["step"], last["step"]) == (0, "as loaded", 0, 8)
+    for lang in ("de", "fr"):  # the Procrustes start is a rotation: the student's own ranking is the one it had
+        assert result["history"][1]["metrics"][lang]["acc@1"] == pytest.approx(first["metrics"][lang]["acc@1"])
     assert set(last["metrics"]) == {"en", "de", "fr"}
     assert last["metrics"]["de"]["n"] == 6 and 0 <= last["metrics"]["fr"]["acc@1"] <= 100
     assert last["metrics"]["de"]["mse"] < first["metrics"]["de"]["mse"]  # the student moved toward the teacher
@@ -91,7 +93,7 @@ def test_run_end_to_end_with_cache_export_and_report(distill_cfg, tmp_path):
     assert result["teacher_texts_encoded_before_training"] > 0
     model_dir = Path(result["model_dir"])
     card = (model_dir / "README.md").read_text()
-    assert "language: [de, en, fr]" in card and "languages: en, de, fr" in card and "→ teacher step 8" in card
+    assert "language: [de, en, fr]" in card and "languages: en, de, fr" in card and "→ teacher as loaded | → teacher step 8" in card
     assert (tmp_path / "run" / "metrics.json").exists() and (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
     # a second run reads every teacher vector from the disk cache
     again = run(distill_cfg(f"paths.output_dir={tmp_path / 'run2'}", "trainer.max_steps=1", "export=false"))
@@ -178,7 +180,7 @@ def test_procrustes_run_starts_with_the_students_own_cross_lingual_score(distill
     plain = run(distill_cfg("student.projection=false", "trainer.max_steps=1", "export=false"))
     rotated = run(distill_cfg("student.projection=true", "student.projection_init=procrustes", "trainer.max_steps=1",
                               "export=false", "paths.output_dir=${paths.cache_dir}/../run_p"))
-    a, b = plain["history"][0]["metrics"], rotated["history"][0]["metrics"]
+    a, b = plain["history"][0]["metrics"], rotated["history"][1]["metrics"]  # [0]: rotated "as loaded"
     for lang in ("de", "fr"):
         assert a[lang]["acc@1"] == pytest.approx(b[lang]["acc@1"])  # a rotation keeps the student's ranking
         assert b[lang]["mse"] < a[lang]["mse"]  # and moves it toward the teacher

@@ -82,12 +82,12 @@ def before_after_table(history: list[dict], reference: dict[str, dict]) -> str:
     if not history:
         return ""
     first, last = history[0]["metrics"], history[-1]["metrics"]
-    s0, s1 = history[0]["step"], history[-1]["step"]
+    s0, s1 = (h.get("label") or f"step {h['step']}" for h in (history[0], history[-1]))
     lines = [
         "acc@1: the student's translated name -> the student's English names; → teacher: -> the teacher's "
         "English vectors (the en row: student(en) -> teacher(en)); MSE×100 to teacher(en).\n",
-        f"| lang | n | acc@1 step {s0} | acc@1 step {s1} | → teacher step {s0} | → teacher step {s1} "
-        f"| MSE×100 step {s0} | MSE×100 step {s1} | teacher en→en acc@1 (ceiling) | teacher xx→en acc@1 |",
+        f"| lang | n | acc@1 {s0} | acc@1 {s1} | → teacher {s0} | → teacher {s1} "
+        f"| MSE×100 {s0} | MSE×100 {s1} | teacher en→en acc@1 (ceiling) | teacher xx→en acc@1 |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     nan = float("nan")
