@@ -91,7 +91,8 @@ def run(cfg: DictConfig) -> dict:
 
     student = Student(
         Encoder.from_config(cfg.student), prefix=cfg.student.prefix, teacher_dim=cache.dim,
-        projection=cfg.student.projection, freeze_word_embeddings=cfg.student.freeze_word_embeddings)
+        projection=cfg.student.projection, freeze_word_embeddings=cfg.student.freeze_word_embeddings,
+        freeze_layers=cfg.student.get("freeze_layers") or 0)
     projection_init = cfg.student.get("projection_init") or "random"
     if projection_init not in ("random", "procrustes"):
         raise ValueError(f"student.projection_init={projection_init!r}: choose random or procrustes")

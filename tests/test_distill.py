@@ -170,6 +170,19 @@ def test_procrustes_start_is_a_rotation_into_the_teachers_space(tiny_model_dir):
         Student(Encoder.load(str(tiny_model_dir)), teacher_dim=32).init_projection(texts, pooled)
 
 
+def test_freeze_layers_stops_backpropagation_at_layer_n(tiny_model_dir):
+    student = Student(Encoder.load(str(tiny_model_dir), max_seq_length=32), teacher_dim=32, projection=True, freeze_layers=1)
+    student.train()
+    student(student.tokenize(["wilson disease", "heart defect"])).pow(2).sum().backward()
+    bert = student.encoder.transformer
+    assert all(p.grad is None and not p.requires_grad for p in bert.embeddings.parameters())
+    assert all(p.grad is None for p in bert.encoder.layer[0].parameters())
+    assert all(p.grad is not None for p in bert.encoder.layer[1].parameters())
+    assert student.projection.weight.grad is not None
+    with pytest.raises(ValueError, match=r"student.freeze_layers=3: .* has 2 layers; use 0..2"):
+        Student(Encoder.load(str(tiny_model_dir)), teacher_dim=32, freeze_layers=3)
+
+
 def encode_raw(student, texts):
     from biolord.encoder import encode_in_batches
 
