@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from biolord.checkpoint import AtomicCheckpointIO
 from biolord.data.parallel import ParallelData, load_parallel, split_by_concept
 from biolord.encoder import Encoder
-from biolord.evaluation.distillation import before_after_table, distillation_metrics, teacher_reference
+from biolord.evaluation.distillation import before_after_table, distillation_metrics, format_metrics, teacher_reference
 from biolord.model_source import ModelNotFoundError
 from biolord.phases.multilingual import DistillationEvalCallback, MultilingualPhase, ParallelCollator
 from biolord.student import Student
@@ -51,10 +51,7 @@ def rewrite_argv(argv: list[str]) -> list[str]:
 def resolve_teacher(name_or_path: str | None, runs_glob: str) -> str:
     """The configured teacher, else the newest ``runs_glob`` folder (a previous ``train.py`` run)."""
     if name_or_path:
-        path = Path(str(name_or_path)).expanduser()
-        if path.is_dir() and not (path / "config.json").exists() and (path / "model" / "config.json").exists():
-            return str(path / "model")  # a run folder: its exported model
-        return str(name_or_path)
+        return str(name_or_path)  # a run folder is read as its model/ (biolord.model_source.resolve)
     found = sorted((p for p in Path().glob(runs_glob) if (p / "modules.json").exists()), key=lambda p: p.stat().st_mtime)
     if not found:
         raise ModelNotFoundError(
@@ -130,16 +127,15 @@ def run(cfg: DictConfig) -> dict:
 
 
 def _as_loaded(student: Student, rows, cache: TeacherCache, batch_size: int) -> dict:
-    """Held-out figures of the student before training, its projection set to the identity (as loaded)."""
-    projection = student.projection  # square: an identity keeps the student's own vectors
-    saved = {k: v.clone() for k, v in projection.state_dict().items()}
+    """Held-out figures of the student as loaded: a square projection set to the identity.
+
+    Called just before the Procrustes start, which sets the projection anew.
+    """
     with torch.no_grad():
-        projection.weight.copy_(torch.eye(projection.in_features))
-        projection.bias.zero_()
+        student.projection.weight.copy_(torch.eye(student.projection.in_features))
+        student.projection.bias.zero_()
     metrics = distillation_metrics(student, rows, cache.lookup, batch_size)
-    projection.load_state_dict(saved)
-    log.info("held-out, student as loaded: %s", ", ".join(
-        f"{k} acc@1 {v['acc@1']:.1f} ->teacher {v['acc@1_teacher']:.1f} mse {v['mse']:.3f}" for k, v in metrics.items()))
+    log.info("held-out, student as loaded: %s", format_metrics(metrics))
     return metrics
 
 

@@ -34,7 +34,6 @@ class CleaningReport:
         }
 
 
-
 def _bad_text(value) -> str | None:
     if value is None:
         return "missing"

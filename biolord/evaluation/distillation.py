@@ -61,6 +61,12 @@ def distillation_metrics(student, rows, teacher_lookup, batch_size: int = 64) ->
     return out
 
 
+def format_metrics(metrics: dict[str, dict]) -> str:
+    """One log line: per language acc@1, transfer acc@1 (-> teacher) and MSE x100."""
+    return ", ".join(f"{k} acc@1 {v['acc@1']:.1f} ->teacher {v['acc@1_teacher']:.1f} mse {v['mse']:.3f}"
+                     for k, v in metrics.items())
+
+
 def teacher_reference(rows, teacher_lookup) -> dict[str, dict]:
     """{lang: {"en->en acc@1", "xx->en acc@1"}}: the English teacher's ceiling and its own cross-lingual score."""
     english, by_lang = _group(rows)

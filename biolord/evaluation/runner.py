@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from biolord import model_source
 from biolord.encoder import Encoder

@@ -53,10 +53,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from biolord.models.folders import move_into_place
-
 import numpy as np
 import torch
+
+from biolord.models.folders import move_into_place
 
 QK = 32  # weights per Q4_0 block
 Q4_0_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (QK // 2,))])  # 18 bytes

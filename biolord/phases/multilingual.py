@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from biolord.evaluation.distillation import distillation_metrics
+from biolord.evaluation.distillation import distillation_metrics, format_metrics
 from biolord.evaluation.periodic import PeriodicEvaluation
 from biolord.phases.optim import configure_optimizers
 
@@ -108,7 +108,6 @@ class DistillationEvalCallback(PeriodicEvaluation):
         start = time.perf_counter()
         metrics = distillation_metrics(pl_module.student, self.rows, pl_module.cache.lookup, self.batch_size)
         log.info("held-out at step %d (%.1fs): %s", trainer.global_step, time.perf_counter() - start,
-                 ", ".join(f"{k} acc@1 {v['acc@1']:.1f} ->teacher {v['acc@1_teacher']:.1f} mse {v['mse']:.3f}"
-                           for k, v in metrics.items()))
+                 format_metrics(metrics))
         flat = {f"val/{lang}_{k}": v for lang, m in metrics.items() for k, v in m.items() if k != "n"}
         return {"metrics": metrics}, flat

@@ -32,13 +32,18 @@ from biolord.teacher_cache import FrozenTeacher, TeacherCache
 log = logging.getLogger(__name__)
 
 
-def load_teacher(spec: str | None, what: str) -> Encoder:
+def teacher_spec(spec: str | None, what: str) -> str:
+    """The configured teacher, or the error that says what to pass."""
     if not spec:
         raise ValueError(
             f"phase=self_distill needs {what}: e.g. teacher=outputs/contrastive/<run> (a run folder, its model/ "
             "folder, a sentence-transformers folder or a hub id)"
         )
-    return Encoder.load(str(spec))
+    return str(spec)
+
+
+def load_teacher(spec: str | None, what: str) -> Encoder:
+    return Encoder.load(teacher_spec(spec, what))
 
 
 class SelfDistillPhase(ContrastivePhase):
@@ -50,8 +55,7 @@ class SelfDistillPhase(ContrastivePhase):
             return Encoder.from_config(cfg.model)
         if init != "teacher":
             raise ValueError(f"phase.student_init={init!r}: choose base (the model group) or teacher")
-        load_teacher(cfg.get("teacher"), "a teacher")  # the clear error when it is missing
-        return Encoder.load(str(cfg.teacher), max_seq_length=cfg.model.get("max_seq_length"))
+        return Encoder.load(teacher_spec(cfg.get("teacher"), "a teacher"), max_seq_length=cfg.model.get("max_seq_length"))
 
     def __init__(self, encoder: Encoder, cfg):
         """encoder: the student, from ``initial_encoder`` (train.py exports this module's encoder)."""
@@ -70,9 +74,9 @@ class SelfDistillPhase(ContrastivePhase):
         root = Path(str(phase.teacher_cache_dir))
         teacher.max_seq_length = encoder.max_seq_length  # the teacher sees what the student sees
         concept = FrozenTeacher(teacher)
-        self.name_cache = TeacherCache(root, concept, batch_size=phase.teacher_batch_size)
-        self.text_cache = self.name_cache  # the concept teacher's vectors of texts (for the KL term)
-        self.sentence_cache = self.name_cache
+        # teachers live in their caches, not as submodules: they are never trained, saved or moved
+        self.name_cache = TeacherCache(root, concept, batch_size=phase.teacher_batch_size)  # names and, for KL, texts
+        self.sentence_cache = self.name_cache  # the texts' MSE targets
         if phase.get("sentence_teacher"):
             # the base model teaches the sentence side: general sentence geometry is kept
             sentence = load_teacher(phase.sentence_teacher, "phase.sentence_teacher")
@@ -80,19 +84,19 @@ class SelfDistillPhase(ContrastivePhase):
             if sentence.dim != encoder.dim:
                 raise ValueError(f"phase.sentence_teacher has dimension {sentence.dim}, the student {encoder.dim}")
             self.sentence_cache = TeacherCache(root, FrozenTeacher(sentence), batch_size=phase.teacher_batch_size)
-        # teachers live in their caches, not as submodules: they are never trained, saved or moved
-        self._teachers = (concept,)
 
     def batch_loss(self, anchors: torch.Tensor, positives: torch.Tensor, batch: dict) -> torch.Tensor:
         """anchors, positives: (B, d) student embeddings of the batch's names and texts."""
         w = self.weights
         t_names = self.name_cache.lookup(batch["names"]).to(anchors)  # (B, d)
+        # the concept teacher's text vectors: KL targets, and MSE targets when it also teaches sentences
+        t_texts = self.name_cache.lookup(batch["texts"]).to(positives) if w.kl else None  # (B, d)
         loss = anchors.new_zeros(())
         if w.mse:
-            t_sent = self.sentence_cache.lookup(batch["texts"]).to(positives)  # (B, d)
+            same = t_texts is not None and self.sentence_cache is self.name_cache
+            t_sent = t_texts if same else self.sentence_cache.lookup(batch["texts"]).to(positives)  # (B, d)
             loss = loss + w.mse * (embedding_mse(anchors, t_names) + embedding_mse(positives, t_sent))
         if w.kl:
-            t_texts = self.text_cache.lookup(batch["texts"]).to(positives)  # (B, d)
             loss = loss + w.kl * similarity_kl(anchors, positives, t_names, t_texts, scale=self.loss_fn.scale)
         if w.contrastive:
             loss = loss + w.contrastive * self.loss_fn(anchors, positives, batch["concept_id"])
