@@ -4,7 +4,12 @@ Glue only: the encoder (``biolord.encoder``) embeds both sides, the loss (``biol
 scores local anchors against the positives of all ranks. Remy et al., JAMIA 2024, section 2.2.
 With ``phase.loss.mini_batch_size`` set, the same loss runs through the GradCache engine
 (``biolord.gradcache``) under Lightning's manual optimization: a large batch in the memory of a
-mini-batch.
+mini-batch. Otherwise both sides are embedded in length-sorted chunks of at most
+``phase.tokens_per_forward`` tokens (``biolord.chunking``: little padding, same vectors).
+
+Under mixed precision (``trainer.precision=bf16-mixed``, the CPU default: bf16 matmuls run about
+2.4x faster on CPUs with AVX512-BF16 or AMX) the encoder runs in bf16 and the loss in float32,
+outside autocast: the logits of a scale-20 softmax need float32's mantissa.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import torch
 from omegaconf import OmegaConf
 
 from biolord import distributed
+from biolord.chunking import embed_sides
 from biolord.encoder import Encoder
 from biolord.gradcache import cached_backward
 from biolord.losses import InfoNCELoss
@@ -37,6 +43,7 @@ class ContrastivePhase(L.LightningModule):
         self.cfg = cfg
         loss_cfg = dict(cfg.phase.loss)
         self.mini_batch_size = loss_cfg.pop("mini_batch_size", None)
+        self.tokens_per_forward = cfg.phase.get("tokens_per_forward")
         self.loss_fn = InfoNCELoss(**loss_cfg)
         if self.mini_batch_size is not None:
             # GradCache runs several backwards per step: Lightning's manual optimization. Lightning
@@ -73,11 +80,20 @@ class ContrastivePhase(L.LightningModule):
     def training_step(self, batch, batch_idx):
         if self.mini_batch_size is not None:
             return self._cached_step(batch)
-        anchors = self.encoder(batch["anchor"])  # (B, d)
-        positives = self.encoder(batch["positive"])  # (B, d)
-        loss = self.batch_loss(anchors.float(), positives.float(), batch)
+        anchors, positives = self.embed(batch)  # (B, d) each
+        with torch.autocast(self.device.type, enabled=False):  # the loss in float32
+            loss = self.batch_loss(anchors.float(), positives.float(), batch)
         self._check_and_log(loss, anchors.shape[0])
         return loss
+
+    def embed(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, d) embeddings of the names and the texts, with the graph."""
+        sides = [batch["anchor"], batch["positive"]]
+        if not self.tokens_per_forward:
+            return self.encoder(sides[0]), self.encoder(sides[1])
+        pad = self.encoder.tokenizer.pad_token_id or 0
+        anchors, positives = embed_sides(self.encoder, sides, int(self.tokens_per_forward), pad_token_id=pad)
+        return anchors, positives
 
     def batch_loss(self, anchors: torch.Tensor, positives: torch.Tensor, batch: dict) -> torch.Tensor:
         """The phase's loss on (B, d) embeddings; phases with other terms override this (one
@@ -93,17 +109,41 @@ class ContrastivePhase(L.LightningModule):
         loss = cached_backward(
             self.encoder,
             [batch["anchor"], batch["positive"]],
-            lambda anchors, positives: self.batch_loss(anchors, positives, batch),
+            self._float32(lambda anchors, positives: self.batch_loss(anchors, positives, batch)),
             self.mini_batch_size,
             backward=self.manual_backward,
             no_sync=no_sync,
         )
         self._check_and_log(loss, len(ids))  # before the step: a NaN loss updates nothing
         if self.clip_val:
-            self.clip_gradients(opt, gradient_clip_val=self.clip_val, gradient_clip_algorithm=self.clip_algorithm)
+            self.configure_gradient_clipping(opt, self.clip_val, self.clip_algorithm)
         opt.step()
         scheduler.step()
         return loss
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Clip as configured. Without a loss scaler (fp32, bf16) the gradients are clipped as they
+        are: Lightning's mixed-precision plugin refuses every fused optimizer, a guard meant for
+        fp16's scaler, which would otherwise rule out the fused AdamW under bf16."""
+        if not gradient_clip_val:
+            return
+        if getattr(self.trainer.precision_plugin, "scaler", None) is not None:  # fp16: Lightning unscales first
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+            return
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if gradient_clip_algorithm == "value":
+            torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
+        else:
+            torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
+
+    def _float32(self, loss_fn):
+        """``loss_fn`` run outside autocast (GradCache calls it on float32 embeddings)."""
+
+        def run(*embeddings):
+            with torch.autocast(self.device.type, enabled=False):
+                return loss_fn(*embeddings)
+
+        return run
 
     def _check_and_log(self, loss: torch.Tensor, batch_size: int) -> None:
         if not torch.isfinite(loss):
