@@ -132,7 +132,7 @@ def _stage(folder: Path, work) -> dict:
         return record
     start = time.perf_counter()
     result = work()
-    record = {"folder": str(folder), "seconds": round(time.perf_counter() - start, 1),
+    record = {"folder": str(folder), "seconds": round(time.perf_counter() - start, 3),
               "model_dir": str(folder / "model")}
     if isinstance(result, dict) and "history" in result:
         record["heldout_history"] = result["history"]
