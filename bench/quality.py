@@ -19,6 +19,7 @@ side-by-side table is printed and written as JSON lines + a PNG bar chart, endin
     python bench/quality.py --single                         # the default single run
     python bench/quality.py --c-extra optim.lr=3e-5          # a recipe variant (contrastive stage)
     python bench/quality.py --st-from outputs/quality/<earlier run>   # reuse its ST model if it had >= T
+    python bench/quality.py --st-only --budget 600                    # only (a), for later --st-from reuse
 """
 
 from __future__ import annotations
@@ -213,6 +214,8 @@ def main() -> None:
     parser.add_argument("--s-extra", action="append", default=[], help="override for the self-distillation stage")
     parser.add_argument("--a-extra", action="append", default=[], help="override for the averaging stage")
     parser.add_argument("--set", action="append", default=[], help="override of conf/pipeline.yaml, e.g. soup=[contrastive]")
+    parser.add_argument("--st-only", action="store_true", help="train and score only (a), for --budget seconds")
+    parser.add_argument("--budget", type=float, default=None, help="with --st-only: (a)'s seconds")
     parser.add_argument("--st-from", default=None, help="reuse the ST model of an earlier bench run if its budget >= T")
     parser.add_argument("--st-batch-size", type=int, default=64)
     parser.add_argument("--st-lr", type=float, default=2e-5)
@@ -233,6 +236,22 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
+    if args.st_only:
+        if not args.budget:
+            parser.error("--st-only needs --budget SECONDS")
+        from biolord.pipeline import compose_entry
+
+        c_cfg = compose_entry("train", [*args.c_extra, f"paths.output_dir={out / 'biolord'}"])
+        budget, data_cfg, base = float(args.budget), c_cfg.data, str(c_cfg.model.name_or_path)
+        st = run_sentence_transformers(args, base, data_cfg, budget, out / "sentence-transformers")
+        print(f"(a) sentence-transformers: {st['seconds']:.0f} s, {st['steps']} steps ({st['pairs']} pairs)")
+        results = evaluate({"base": base, "sentence-transformers": st["model_dir"]}, data_cfg,
+                           out / "evaluation", list(args.benchmarks))
+        from biolord.pipeline import primary_table
+
+        (out / "quality.md").write_text(primary_table(results) + "\n")
+        print("\n" + primary_table(results))
+        return
     b_model, budget, data_cfg, base = run_biolord(args, out / "biolord")
     print(f"(b) biolord {'single run' if args.single else 'pipeline'}: {budget:.0f} s of training -> the budget")
     st = None
