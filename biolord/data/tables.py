@@ -196,9 +196,17 @@ def _readable(stream, entry: dict):
 
 
 def _decode_message(path: Path, err: UnicodeDecodeError) -> str:
-    """Where the first byte that is not UTF-8 sits in the file (the error's own offset is within a chunk)."""
-    offset, line, carry, where = 0, 1, b"", ""
-    with path.open("rb") as f:
+    return (
+        f"data file {path} is not UTF-8{first_bad_utf8(path)} ({err.reason}). Give its encoding with "
+        "data.sources[...].read_kwargs: {encoding: <encoding>} (e.g. latin-1 or cp1252), or re-save the file as UTF-8"
+    )
+
+
+def first_bad_utf8(path: Path) -> str:
+    """``": byte 0xe9 at byte 31 (line 3)"``: where the first byte that is not UTF-8 sits in the file
+    (a reader's own error offset is within a chunk); empty when the whole file decodes."""
+    offset, line, carry = 0, 1, b""
+    with Path(path).open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             data = carry + block
             try:
@@ -207,18 +215,11 @@ def _decode_message(path: Path, err: UnicodeDecodeError) -> str:
             except UnicodeDecodeError as bad:
                 if bad.reason != "unexpected end of data" or bad.start < len(data) - 3:
                     line += data[: bad.start].count(b"\n")
-                    where = f": byte 0x{data[bad.start]:02x} at byte {offset + bad.start} (line {line})"
-                    break
+                    return f": byte 0x{data[bad.start]:02x} at byte {offset + bad.start} (line {line})"
                 good = bad.start  # a character cut by the block boundary: completed by the next block
             line += data[:good].count(b"\n")
             offset, carry = offset + good, data[good:]
-        else:
-            if carry:
-                where = f": a cut character at byte {offset} (line {line}, the end of the file)"
-    return (
-        f"data file {path} is not UTF-8{where} ({err.reason}). Give its encoding with "
-        "data.sources[...].read_kwargs: {encoding: <encoding>} (e.g. latin-1 or cp1252), or re-save the file as UTF-8"
-    )
+    return f": a cut character at byte {offset} (line {line}, the end of the file)" if carry else ""
 
 
 def parse_agct(value) -> tuple[str, str] | None:
