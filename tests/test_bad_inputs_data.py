@@ -141,6 +141,10 @@ def test_csv_stray_quote_rows_are_skipped_and_counted(tmp_path):
     never_closed.write_text('name,text\nheart,"an organ\nliver,a gland\n')
     with pytest.raises(DataFileError, match=r"open\.csv could not be read: .*EOF inside string.*quoting: 3"):
         _build(tmp_path, {"type": "file", "path": str(never_closed)})
+    extra = tmp_path / "extra.csv"
+    extra.write_text("name,text\nheart,an organ\nliver,a gland,extra field\n")
+    with pytest.raises(DataFileError, match=r"extra\.csv could not be read: .*Expected 2 fields in line 3, saw 3\. Check that line"):
+        _build(tmp_path, {"type": "file", "path": str(extra)})
 
 
 def test_number_only_texts_are_skipped_alike_in_a_half_and_an_all_number_column(tmp_path):

@@ -187,12 +187,16 @@ def _readable(stream, entry: dict):
             "rows, or remove it from data.sources"
         ) from None
     except pd.errors.ParserError as err:
-        raise DataFileError(
-            f"data file {path} could not be read: {err}. A quote that is never closed runs to the end of the file: fix "
-            "it, or read quotes as text with data.sources[...].read_kwargs: {quoting: 3}"
-        ) from None
+        fix = (
+            "A quote that is never closed runs to the end of the file: fix it, or read quotes as text with "
+            "data.sources[...].read_kwargs: {quoting: 3}"
+            if "EOF inside string" in str(err)
+            else "Check that line's delimiter and number of fields (read_kwargs: {delimiter: ...} names the delimiter)"
+        )
+        raise DataFileError(f"data file {path} could not be read: {str(err).strip()}. {fix}") from None
     except pa.ArrowInvalid as err:
-        raise DataFileError(f"data file {path} could not be read: {err}. Fix that line (one JSON object per line)") from None
+        fix = "Fix that line: one JSON object per line" if "JSON" in str(err) else "Check the file, or write it again"
+        raise DataFileError(f"data file {path} could not be read: {str(err).strip()}. {fix}") from None
 
 
 def _decode_message(path: Path, err: UnicodeDecodeError) -> str:
