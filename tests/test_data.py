@@ -60,7 +60,7 @@ def test_bad_rows_are_counted_never_silently_dropped():
     assert report.skipped == Counter({
         ("s", "duplicate pair"): 1,
         ("s", "empty name"): 1,
-        ("s", "non-string (float) name"): 1,
+        ("s", "number-only name"): 1,
         ("s", "missing text"): 1,
         ("s", "name equals text"): 1,
         ("s", "unknown kind 'nonsense'"): 1,

@@ -38,7 +38,7 @@ from biolord.data.split import concept_key, concept_unit
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: distinct source names, number-only texts and line breaks inside CSV fields skipped
 
 
 def _features():
@@ -63,6 +63,20 @@ def source_label(entry: dict) -> str:
     return str(entry.get("name") or entry.get("ontology") or (Path(str(entry["path"])).name.split(".")[0] if entry.get("path") else entry.get("type")))
 
 
+def source_labels(entries: list[dict]) -> list[str]:
+    """One name per source, as reports and ``data_stats.json`` show it: the entry's ``name``, its
+    ontology or its file stem; a name already taken (``a/x.tsv`` and ``b/x.tsv``) gets ``_2``, ``_3``."""
+    labels: list[str] = []
+    for entry in entries:
+        base = label = source_label(entry)
+        n = 1
+        while label in labels:
+            n += 1
+            label = f"{base}_{n}"
+        labels.append(label)
+    return labels
+
+
 @dataclass
 class RowTable:
     """The built table plus what the pipeline needs next."""
@@ -70,7 +84,7 @@ class RowTable:
     dataset: "object"  # datasets.Dataset, memory-mapped
     keep: np.ndarray  # (N,) bool: False for exact duplicates (first occurrence kept)
     sources: list[str]
-    report: dict  # {"kept": {source: n}, "skipped": {"source: reason": n}, "terms_excluded": {...}}
+    report: dict  # {"kept": {source: n}, "skipped": {"source (reason)": n}, "terms_excluded": {...}, "read_leniently": {...}}
     folder: Path
 
     def column(self, name: str) -> np.ndarray:
@@ -122,12 +136,20 @@ def _build(sources: list[dict], split_seed: int, folder: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     report = CleaningReport()
     terms_excluded: dict = {}
-    labels = [source_label(e) for e in sources]
+    read_leniently: dict = {}
+    labels = source_labels(sources)
+    for i, (entry, label) in enumerate(zip(sources, labels)):
+        if label != source_label(entry):
+            log.warning(
+                "data.sources[%d] (%s): the name %r is taken by an earlier source; reported as %r (set name: to choose one)",
+                i, entry.get("path") or entry.get("type"), source_label(entry), label,
+            )
     try:
         writer = ArrowWriter(features=_features(), path=str(tmp / "rows.arrow"), writer_batch_size=10_000)
         for source_id, entry in enumerate(sources):
             stats: Counter = Counter()
-            raw = source_rows(entry, stats)
+            lenient: Counter = Counter()
+            raw = source_rows(entry, stats, lenient)
             if entry.get("max_rows") is not None and entry.get("type") not in ("file", "hf"):
                 raw = itertools.islice(raw, int(entry["max_rows"]))
             for row in clean_rows(_labelled(raw, labels[source_id]), report, dedup=False):
@@ -145,11 +167,12 @@ def _build(sources: list[dict], split_seed: int, folder: Path) -> None:
                     }
                 )
             terms_excluded[labels[source_id]] = dict(stats)
+            read_leniently[labels[source_id]] = dict(lenient)
         writer.finalize()
         writer.close()
         keep = _dedup(tmp, labels, report)
         np.save(tmp / "keep.npy", keep)
-        summary = {**report.summary(), "terms_excluded": terms_excluded, "sources": labels}
+        summary = {**report.summary(), "terms_excluded": terms_excluded, "read_leniently": read_leniently, "sources": labels}
         (tmp / "done.json").write_text(json.dumps(summary, indent=2))
         if folder.exists():
             shutil.rmtree(folder)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import lightning as L
@@ -11,11 +12,12 @@ import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
 from biolord import distributed
-from biolord.data.build import RowTable, load_or_build
+from biolord.data.build import RowTable, load_or_build, source_labels
 from biolord.data.collate import PairCollator
 from biolord.data.rows import NoUsableRowsError
 from biolord.data.sampler import GlobalBatchSampler
 from biolord.data.split import concept_unit
+from biolord.data.truncation import count_truncated
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,9 @@ class PairDataModule(L.LightningDataModule):
         super().__init__()
         self.cfg = cfg
         self.collator = PairCollator(tokenizer, max_length)
+        self.weights: list[float] | None = None
+        self.unused: dict[str, int] = {}
+        self.truncated: dict = {}
         self.output_dir = output_dir
         self._world, self._rank = world_size, rank
         self.table: RowTable | None = None
@@ -71,6 +76,7 @@ class PairDataModule(L.LightningDataModule):
         cfg = self.cfg
         if not cfg.sources:
             raise NoUsableRowsError("data.sources is empty; name at least one source (see conf/data/)")
+        self.weights = mixing_weights(list(cfg.sources))  # checked before anything is read
         table = load_or_build(list(cfg.sources), cfg.split_seed, cfg.cache_dir)
         for line in _report_lines(table.report):
             log.info(line)
@@ -82,6 +88,17 @@ class PairDataModule(L.LightningDataModule):
             )
         held_mask = table.column("unit") < cfg.val_fraction  # (N,) by concept: no concept on both sides
         train = np.flatnonzero(table.keep & ~held_mask)
+        if self.weights is not None:  # a source of weight 0 is never sampled: say so, and leave it out of the count
+            source_ids = table.column("source_id")[train]
+            for i, w in enumerate(self.weights):
+                if w == 0:
+                    n = int((source_ids == i).sum())
+                    self.unused[table.sources[i]] = n
+                    log.warning(
+                        "data.sources[%d] (%s) has weight 0: its %d training rows are never sampled (its held-out rows "
+                        "are still scored); give it a weight > 0 to train on it, or remove it", i, table.sources[i], n,
+                    )
+            train = train[np.asarray(self.weights)[source_ids] > 0]
         if cfg.get("max_train_rows") and len(train) > int(cfg.max_train_rows):
             # a seeded random subset, spread over concepts and sources (the table is in source order)
             rng = np.random.default_rng(cfg.get("shuffle_seed", 0))
@@ -99,13 +116,22 @@ class PairDataModule(L.LightningDataModule):
             "data: %d training rows, %d held-out rows, %d held-out concepts for retrieval",
             len(train), int((table.keep & held_mask).sum()), len(self.heldout),
         )
-        if self.output_dir and (self._rank or distributed.rank()) == 0:
+        rank = self._rank if self._rank is not None else distributed.rank()
+        if rank == 0:  # only rank 0 reports
+            self.truncated = count_truncated(table, np.flatnonzero(table.keep), self.collator.tokenizer, self.collator.max_length)
+            for side in ("name", "text"):
+                for src, n in self.truncated[side].items():
+                    if n:
+                        log.info("rows of %s whose %s is cut at %d tokens: %d", src, side, self.collator.max_length, n)
+        if self.output_dir and rank == 0:
             Path(self.output_dir).mkdir(parents=True, exist_ok=True)
             stats = {
                 "train_rows": int(len(train)),
                 "heldout_rows": int((table.keep & held_mask).sum()),
                 "heldout_retrieval_concepts": len(self.heldout),
                 **table.report,
+                "truncated": self.truncated,
+                "unused_sources": self.unused,
                 "cache": str(table.folder),
             }
             (Path(self.output_dir) / "data_stats.json").write_text(json.dumps(stats, indent=2))
@@ -131,10 +157,6 @@ class PairDataModule(L.LightningDataModule):
 
     def sampler(self) -> GlobalBatchSampler:
         cfg, table, idx = self.cfg, self.table, self.train_indices
-        weights = [float(s.get("weight", 1.0)) for s in cfg.sources]
-        use_weights = any(s.get("weight") is not None for s in cfg.sources)
-        if use_weights and sum(weights) <= 0:
-            raise ValueError(f"data.sources weights {weights} must sum to a positive number")
         return GlobalBatchSampler(
             concept_keys=table.column("concept_key")[idx],
             lengths=table.column("length")[idx],
@@ -145,7 +167,7 @@ class PairDataModule(L.LightningDataModule):
             seed=cfg.get("shuffle_seed", 0),
             unique_concepts=cfg.get("unique_concepts", True),
             group_by_length=cfg.get("group_by_length", True),
-            weights=weights if use_weights else None,
+            weights=self.weights,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -160,9 +182,37 @@ class PairDataModule(L.LightningDataModule):
         )
 
 
+def mixing_weights(sources: list) -> list[float] | None:
+    """The mixing weight of each source (1 where unset), or None when no source sets one.
+
+    A weight is a proportion: a number >= 0, at least one of them > 0; 0 keeps a source for
+    held-out scoring only.
+    """
+    if not any(s.get("weight") is not None for s in sources):
+        return None
+    labels, weights = source_labels([dict(s) for s in sources]), []
+    for i, (entry, label) in enumerate(zip(sources, labels)):
+        given = entry.get("weight")
+        try:
+            w = 1.0 if given is None else float(given)
+        except (TypeError, ValueError):
+            w = math.nan
+        if not math.isfinite(w) or w < 0:
+            raise ValueError(
+                f"data.sources[{i}] ({label}) has weight={given!r}; a weight is a mixing proportion: give a number >= 0 "
+                f"(e.g. data.sources[{i}].weight=1; 0 keeps the source for held-out scoring only)"
+            )
+        weights.append(w)
+    if sum(weights) == 0:
+        raise ValueError(f"every data.sources weight is 0 ({dict(zip(labels, weights))}); give at least one source a weight > 0")
+    return weights
+
+
 def _report_lines(report: dict) -> list[str]:
     out = [f"rows kept from {src}: {n}" for src, n in sorted(report.get("kept", {}).items())]
     out += [f"rows skipped from {k}: {n}" for k, n in sorted(report.get("skipped", {}).items())]
     for src, stats in report.get("terms_excluded", {}).items():
         out += [f"terms excluded from {src} ({reason}): {n}" for reason, n in stats.items()]
+    for src, stats in report.get("read_leniently", {}).items():
+        out += [f"read leniently from {src} ({reason}): {n} (the terms kept)" for reason, n in stats.items()]
     return out

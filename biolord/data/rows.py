@@ -8,11 +8,14 @@ the counts are reported (logged at start and written to the run folder).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 KINDS = ("definition", "synonym", "description")
+# "1000", "-3.5", "1,200", "2e-3", "45%": no name or text of a concept (ids may be numbers)
+NUMBER = re.compile(r"[+-]?(?:\d[\d,]*(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?%?")
 COLUMNS = ("concept_id", "name", "text", "kind", "source")
 
 
@@ -34,9 +37,14 @@ class CleaningReport:
         }
 
 
-def _bad_text(value) -> str | None:
+def _bad_text(value, column: str) -> str | None:
     if value is None:
         return "missing"
+    if column != "concept_id" and (
+        (isinstance(value, (int, float)) and not isinstance(value, bool)) or (isinstance(value, str) and NUMBER.fullmatch(value.strip()))
+    ):
+        # the same reason whether the reader typed the column as numbers (all numbers) or as strings (some)
+        return "number-only"
     if not isinstance(value, str):
         return f"non-string ({type(value).__name__})"
     if not value.strip():
@@ -53,9 +61,9 @@ def clean_rows(rows: Iterable[dict], report: CleaningReport, dedup: bool = True)
     seen: set[tuple] = set()
     for row in rows:
         source = row.get("source") or "unknown"
-        reason = None
-        for column in ("concept_id", "name", "text"):
-            bad = _bad_text(row.get(column))
+        reason = row.get("skip")  # a reason the source found (a line break inside a CSV field, ...)
+        for column in ("concept_id", "name", "text") if reason is None else ():
+            bad = _bad_text(row.get(column), column)
             if bad:
                 reason = f"{bad} {column}"
                 break

@@ -25,7 +25,7 @@ from biolord.data.rows import KINDS
 log = logging.getLogger(__name__)
 
 
-def _cellxgene(entry: dict, stats: Counter) -> Iterator[dict]:
+def _cellxgene(entry: dict, stats: Counter, lenient: Counter) -> Iterator[dict]:
     name = entry.get("ontology")
     if not name:
         raise ValueError("data source of type 'cellxgene' needs 'ontology' (e.g. ontology: MONDO)")
@@ -36,25 +36,25 @@ def _cellxgene(entry: dict, stats: Counter) -> Iterator[dict]:
         yield from ontology.concept_rows(concept, source, entry.get("kinds") or KINDS)
 
 
-def _obo(entry: dict, stats: Counter) -> Iterator[dict]:
+def _obo(entry: dict, stats: Counter, lenient: Counter) -> Iterator[dict]:
     path = entry.get("path")
     if not path:
         raise ValueError("data source of type 'obo' needs 'path' (an .obo file)")
-    concepts = ontology.obo_concepts(path, stats, entry.get("synonym_scopes") or ("EXACT",))
+    concepts = ontology.obo_concepts(path, stats, entry.get("synonym_scopes") or ("EXACT",), lenient=lenient)
     source = entry.get("name") or str(path).rsplit("/", 1)[-1].removesuffix(".obo")
     for concept in concepts:
         yield from ontology.concept_rows(concept, source, entry.get("kinds") or KINDS)
 
 
-def _hpo(entry: dict, stats: Counter) -> Iterator[dict]:
-    yield from _obo({"name": "hpo", **entry, "path": str(ontology.hpo_obo_path())}, stats)
+def _hpo(entry: dict, stats: Counter, lenient: Counter) -> Iterator[dict]:
+    yield from _obo({"name": "hpo", **entry, "path": str(ontology.hpo_obo_path())}, stats, lenient)
 
 
-def _table(entry: dict, stats: Counter) -> Iterator[dict]:
+def _table(entry: dict, stats: Counter, lenient: Counter) -> Iterator[dict]:
     yield from tables.table_rows(entry, stats)
 
 
-SOURCES: dict[str, Callable[[dict, Counter], Iterator[dict]]] = {
+SOURCES: dict[str, Callable[[dict, Counter, Counter], Iterator[dict]]] = {
     "cellxgene": _cellxgene,
     "obo": _obo,
     "hpo": _hpo,
@@ -63,11 +63,12 @@ SOURCES: dict[str, Callable[[dict, Counter], Iterator[dict]]] = {
 }
 
 
-def source_rows(entry: dict, stats: Counter) -> Iterator[dict]:
-    """Rows of one ``data.sources`` entry; ``stats`` counts the terms excluded before row building."""
+def source_rows(entry: dict, stats: Counter, lenient: Counter | None = None) -> Iterator[dict]:
+    """Rows of one ``data.sources`` entry; ``stats`` counts the terms excluded before row building,
+    ``lenient`` the odd constructs read anyway (the term kept: an undeclared OBO synonym type, ...)."""
     kind = entry.get("type")
     if kind not in SOURCES:
         raise ValueError(f"unknown data source type {kind!r} in data.sources; available: {sorted(SOURCES)}")
     for bad in set(entry.get("kinds") or ()) - set(KINDS):
         raise ValueError(f"unknown kind {bad!r} in data.sources entry {dict(entry)}; available: {list(KINDS)}")
-    return SOURCES[kind](dict(entry), stats)
+    return SOURCES[kind](dict(entry), stats, Counter() if lenient is None else lenient)

@@ -33,6 +33,9 @@ def data_statistics(dm: PairDataModule, tokenizer, sample: int = 5000, seed: int
         "tokens_per_side": {"sampled_rows": int(len(picked)), **lengths},
         "skipped": table.report.get("skipped", {}),
         "terms_excluded": table.report.get("terms_excluded", {}),
+        "read_leniently": table.report.get("read_leniently", {}),
+        "truncated": dm.truncated,
+        "unused_sources": dm.unused,
     }
 
 
@@ -52,4 +55,14 @@ def format_statistics(stats: dict) -> str:
     for src, reasons in stats["terms_excluded"].items():
         if reasons:
             lines.append(f"terms excluded from {src}: " + ", ".join(f"{k} {v}" for k, v in reasons.items()))
+    for src, reasons in stats.get("read_leniently", {}).items():
+        if reasons:
+            lines.append(f"read leniently from {src} (terms kept): " + ", ".join(f"{k} {v}" for k, v in reasons.items()))
+    truncated = stats.get("truncated") or {}
+    for side in ("name", "text"):
+        cut = {k: v for k, v in (truncated.get(side) or {}).items() if v}
+        if cut:
+            lines.append(f"rows whose {side} is cut at {truncated['max_tokens']} tokens: " + ", ".join(f"{k} {v}" for k, v in cut.items()))
+    for src, n in (stats.get("unused_sources") or {}).items():
+        lines.append(f"never sampled (weight 0): {src} ({n} training rows)")
     return "\n".join(lines)

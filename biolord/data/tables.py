@@ -6,10 +6,18 @@ A column mapping (``columns: {concept_id: ..., name: ..., text: ..., kind: ...}`
 columns; without one, common names are tried and a missing column is an error listing the
 columns present. ``format: agct`` parses the single ``text`` column of the AGCT dataset
 (``"<concept name>" refers to <definition>``); rows that do not parse are counted, not dropped silently.
+
+Quotes cannot merge rows silently: a TSV is read with quoting off (the TSV convention: a field holds
+no tab and no line break, so a text that starts with ``"`` stays one text; ``read_kwargs: {quoting: 0}``
+turns CSV quoting back on), and a CSV / quoted-TSV row whose name or text holds a line break (a
+stray quote swallows the rows that follow it) is skipped and counted. A file that cannot be read
+(empty, not UTF-8, unbalanced quotes, a broken JSON line) is an error naming the file, the line or
+byte where known, and the fix.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 import re
 from collections import Counter
@@ -27,12 +35,17 @@ CANDIDATES = {
     "kind": ("kind", "type"),
 }
 EXTENSIONS = {".tsv": "csv", ".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet", ".txt": "text"}
+LINE_BREAK = "line break inside a field (a stray quote?)"
 AGCT_PATTERN = re.compile(r'^\s*"(?P<name>[^"]+)"\s+refers to\s+(?P<text>.+?)\s*$', re.DOTALL)
 
 
 class ColumnError(KeyError):
     def __str__(self) -> str:  # KeyError quotes its message; show it plainly
         return str(self.args[0])
+
+
+class DataFileError(ValueError):
+    """A data file that cannot be read; the message names the file, the line or byte, and the fix."""
 
 
 def load_stream(entry: dict):
@@ -44,13 +57,9 @@ def load_stream(entry: dict):
         path = Path(str(entry.get("path", "")))
         if not entry.get("path") or not path.exists():
             raise FileNotFoundError(f"data file not found: path={entry.get('path')!r} in data.sources; give an existing file")
-        builder = entry.get("format_builder") or EXTENSIONS.get(path.suffix.lower())
-        if builder is None:
-            raise ValueError(f"cannot tell the format of {path} from its extension; use one of {sorted(EXTENSIONS)}")
-        kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
-        if builder == "text":
-            kwargs = {}
-        kwargs.update(entry.get("read_kwargs") or {})  # e.g. {quotechar: "'"} for csv, passed to datasets
+        if path.is_file() and path.stat().st_size == 0:
+            raise DataFileError(f"data file {path} is empty (0 bytes); give a file with a header row and data rows, or remove it from data.sources")
+        builder, kwargs = read_options(entry)
         return datasets.load_dataset(builder, data_files=str(path), split="train", streaming=True, **kwargs)
     kwargs = {k: entry[k] for k in ("data_files", "data_dir", "revision") if entry.get(k) is not None}
     if entry.get("config") is not None:
@@ -62,6 +71,25 @@ def load_stream(entry: dict):
         # a folder written by Dataset.save_to_disk: memory-mapped, iterated without loading it
         return datasets.load_from_disk(str(path)).to_iterable_dataset()
     return datasets.load_dataset(path, split=split, streaming=True, **kwargs)
+
+
+def read_options(entry: dict) -> tuple[str, dict]:
+    """(``datasets`` builder, its keyword arguments) of a ``file`` source: TSV with quoting off, then ``read_kwargs``."""
+    path = Path(str(entry.get("path", "")))
+    builder = entry.get("format_builder") or EXTENSIONS.get(path.suffix.lower())
+    if builder is None:
+        raise ValueError(f"cannot tell the format of {path} from its extension; use one of {sorted(EXTENSIONS)}")
+    kwargs = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if builder == "csv" and path.suffix.lower() == ".tsv" else {}
+    kwargs.update(entry.get("read_kwargs") or {})  # e.g. {encoding: latin-1}, {quotechar: "'"}: passed to datasets
+    return builder, kwargs
+
+
+def _quoted_csv(entry: dict) -> bool:
+    """A delimited file read with quoting on, where a stray quote can swallow the rows after it."""
+    if entry["type"] != "file":
+        return False
+    builder, kwargs = read_options(entry)
+    return builder == "csv" and int(kwargs.get("quoting", csv.QUOTE_MINIMAL)) != csv.QUOTE_NONE
 
 
 def resolve_columns(available: Iterable[str], mapping: dict | None, where: str) -> dict:
@@ -99,7 +127,8 @@ def table_rows(entry: dict, stats: Counter) -> Iterator[dict]:
     limit = entry.get("max_rows")
     fmt = entry.get("format", "pairs")
     columns = None
-    for i, record in enumerate(stream):
+    quoted_csv, warned = _quoted_csv(entry), False
+    for i, record in enumerate(_readable(stream, entry)):
         if limit is not None and i >= int(limit):
             break
         if fmt == "agct":
@@ -126,9 +155,75 @@ def table_rows(entry: dict, stats: Counter) -> Iterator[dict]:
         else:  # no id column: a concept is its (case-folded) name
             concept_id = f"{source}:{name.casefold()}" if isinstance(name, str) else None
         kind = record.get(columns["kind"]) if "kind" in columns else kind_default
-        yield {"concept_id": concept_id, "name": name, "text": text, "kind": kind, "source": source}
+        row = {"concept_id": concept_id, "name": name, "text": text, "kind": kind, "source": source}
+        if quoted_csv and any(isinstance(v, str) and ("\n" in v or "\r" in v) for v in (name, text)):
+            if not warned:
+                log.warning(
+                    "%s: record %d holds a line break inside a field (a stray quote swallows the rows after it): skipped "
+                    "and counted. Fix the quote, or read quotes as text with read_kwargs: {quoting: 3}", where, i + 1,
+                )
+                warned = True
+            row["skip"] = LINE_BREAK  # counted by clean_rows with the other skipped rows
+        yield row
     if columns is None:
         stats["empty source"] += 1
+
+
+def _readable(stream, entry: dict):
+    """The records of ``stream``; a reading error becomes a ``DataFileError`` naming the file and the fix."""
+    import pandas as pd
+    import pyarrow as pa
+
+    path = entry.get("path")
+    try:
+        yield from stream
+    except UnicodeDecodeError as err:
+        if entry["type"] != "file":
+            raise
+        raise DataFileError(_decode_message(Path(str(path)), err)) from None
+    except pd.errors.EmptyDataError:
+        raise DataFileError(
+            f"data file {path} holds no header and no rows (only blank lines); give a file with a header row and data "
+            "rows, or remove it from data.sources"
+        ) from None
+    except pd.errors.ParserError as err:
+        fix = (
+            "A quote that is never closed runs to the end of the file: fix it, or read quotes as text with "
+            "data.sources[...].read_kwargs: {quoting: 3}"
+            if "EOF inside string" in str(err)
+            else "Check that line's delimiter and number of fields (read_kwargs: {delimiter: ...} names the delimiter)"
+        )
+        raise DataFileError(f"data file {path} could not be read: {str(err).strip()}. {fix}") from None
+    except pa.ArrowInvalid as err:
+        fix = "Fix that line: one JSON object per line" if "JSON" in str(err) else "Check the file, or write it again"
+        raise DataFileError(f"data file {path} could not be read: {str(err).strip()}. {fix}") from None
+
+
+def _decode_message(path: Path, err: UnicodeDecodeError) -> str:
+    return (
+        f"data file {path} is not UTF-8{first_bad_utf8(path)} ({err.reason}). Give its encoding with "
+        "data.sources[...].read_kwargs: {encoding: <encoding>} (e.g. latin-1 or cp1252), or re-save the file as UTF-8"
+    )
+
+
+def first_bad_utf8(path: Path) -> str:
+    """``": byte 0xe9 at byte 31 (line 3)"``: where the first byte that is not UTF-8 sits in the file
+    (a reader's own error offset is within a chunk); empty when the whole file decodes."""
+    offset, line, carry = 0, 1, b""
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            data = carry + block
+            try:
+                data.decode("utf-8")
+                good = len(data)
+            except UnicodeDecodeError as bad:
+                if bad.reason != "unexpected end of data" or bad.start < len(data) - 3:
+                    line += data[: bad.start].count(b"\n")
+                    return f": byte 0x{data[bad.start]:02x} at byte {offset + bad.start} (line {line})"
+                good = bad.start  # a character cut by the block boundary: completed by the next block
+            line += data[:good].count(b"\n")
+            offset, carry = offset + good, data[good:]
+    return f": a cut character at byte {offset} (line {line}, the end of the file)" if carry else ""
 
 
 def parse_agct(value) -> tuple[str, str] | None:
