@@ -105,3 +105,55 @@ def test_trained_model_card_and_sentence_transformers_truncate_dim(tiny_train_cf
     small = SentenceTransformer(folder, device="cpu", truncate_dim=8).encode(texts, convert_to_tensor=True)
     assert full.shape == (3, 32) and small.shape == (3, 8)
     assert torch.allclose(small, full[:, :8], atol=1e-6)
+
+
+# ---- evaluation per dimension (python -m biolord.evaluate truncate_dims=[...]) ----------------
+
+PAIRS = [
+    ("wilson disease", "copper metabolism disorder", 4), ("heart defect", "cardiac defect", 5),
+    ("skin tumor", "dermal cancer", 4), ("acute lung infection", "chronic kidney disease", 1),
+    ("bone growth defect", "skeletal abnormality", 3), ("eye pain", "liver iron deposition", 0),
+]
+
+
+def _eval_cfg(tmp_path, model_dir, *extra):
+    from tests.conftest import compose
+
+    rows = "a\tb\ts\n" + "".join(f"{a}\t{b}\t{s}\n" for a, b, s in PAIRS)
+    (tmp_path / "pairs.tsv").write_text(rows)
+    return compose([
+        f"models=[{model_dir}]", f"evals_dir={tmp_path}", "device=cpu", "update_model_card=false",
+        "benchmarks=[{name: pairs, kind: pairs, path: pairs.tsv, text1: a, text2: b, score: s}]",
+        f"cache_dir={tmp_path / 'cache'}", f"output_dir={tmp_path / 'out'}", *extra,
+    ], config_name="evaluate")
+
+
+def test_evaluation_per_dimension_matches_sentence_transformers_truncate_dim(tmp_path, tiny_model_dir):
+    from scipy.stats import spearmanr
+    from sentence_transformers import SentenceTransformer
+
+    from biolord.evaluation.runner import run
+    from biolord.export import export_sentence_transformers
+    from biolord.encoder import Encoder
+
+    folder = export_sentence_transformers(Encoder.load(str(tiny_model_dir), max_seq_length=32), tmp_path / "st")
+    results = run(_eval_cfg(tmp_path, folder, "truncate_dims=[32,16,8]"))
+    assert [(r["benchmark"], r["dim"]) for r in results] == [("pairs", 32), ("pairs", 16), ("pairs", 8)]
+    assert {r["model"] for r in results} == {str(folder)}
+    assert [r["texts_encoded"] for r in results] == [12, 0, 0]  # the model ran once for all sizes
+    for r in results:
+        model = SentenceTransformer(str(folder), device="cpu", truncate_dim=r["dim"])
+        a, b = (model.encode([p[i] for p in PAIRS], normalize_embeddings=True) for i in (0, 1))
+        want = 100 * spearmanr((a * b).sum(1), [p[2] for p in PAIRS])[0]
+        assert r["metrics"]["spearman"] == pytest.approx(want, abs=1e-2), r["dim"]
+    assert len({r["metrics"]["spearman"] for r in results}) > 1  # the sizes do differ on this data
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert "| st @32 | st @16 | st @8 |" in table.splitlines()[0].replace(f"{tmp_path.name}/", "")
+    assert "| model | dim | pairs spearman |" in table and "| 8 |" in table
+
+
+def test_evaluation_refuses_a_dimension_larger_than_the_model(tmp_path, tiny_model_dir):
+    from biolord.evaluation.runner import run
+
+    with pytest.raises(ValueError, match=r"truncate_dims=\[16, 64\]: dimension 64 is not in 1\.\.32"):
+        run(_eval_cfg(tmp_path, tiny_model_dir, "truncate_dims=[16,64]"))
