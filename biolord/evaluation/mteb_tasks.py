@@ -104,7 +104,9 @@ def run(models: list[str], spec, output_dir: Path, batch_size: int, device, dims
                                 "dim": dim or full, "error": error.exception})
             if not done:
                 raise RuntimeError(f"no MTEB task ran on {name}: " + "; ".join(
-                    f"{e.task_name}: {e.exception}" for e in result.exceptions or []))
+                    f"{e.task_name}: {e.exception}" for e in result.exceptions or [])
+                    + ". MTEB's tasks read their data from the Hugging Face hub; offline, give a local task "
+                    "as mteb=package.module:Class (an mteb task whose load_data reads local files)")
     return records
 
 
