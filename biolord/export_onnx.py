@@ -175,6 +175,12 @@ def run(
         raise ImportError(
             f"biolord.export_onnx needs onnx, onnxruntime and onnxscript ({err}); pip install onnx onnxruntime onnxscript"
         ) from err
+    if str(model).startswith("package:"):
+        raise ValueError(
+            f"model={model} lives inside an installed package, and the variants are written beside the model; "
+            f"copy it first: cp -r $(python -c \"from biolord import model_source; print(model_source.resolve('{model}'))\") "
+            "<folder> and give model=<folder>"
+        )
     folder = Path(model_source.resolve(model))
     if not (folder / "modules.json").exists():
         raise ValueError(f"model={model}: {folder} is not a sentence-transformers folder (no modules.json); "

