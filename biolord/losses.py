@@ -3,16 +3,20 @@
 ``InfoNCELoss`` is the in-batch-negatives contrastive loss of BioLORD-2023 (Remy et al., JAMIA
 2024, section "Contrastive phase"), identical in form to sentence-transformers'
 ``MultipleNegativesRankingLoss``: the anchor (a concept name) must pick its own positive (the
-definition / description) among every positive of the *global* batch.
+definition / description) among every positive of the *global* batch. With Matryoshka dimensions
+(``biolord.matryoshka``) the same loss is summed over prefixes of the embeddings; this module is the
+one place where they are applied, so the plain step and GradCache (``biolord.gradcache``) share it.
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from biolord import distributed
+from biolord import distributed, matryoshka
 
 
 def info_nce(
@@ -21,6 +25,8 @@ def info_nce(
     concept_ids: torch.Tensor | None = None,
     scale: float = 20.0,
     symmetric: bool = False,
+    dims: Sequence[int] | None = None,
+    weights: Sequence[float] | None = None,
 ) -> torch.Tensor:
     """InfoNCE over local anchors x candidates gathered from every rank (with gradient).
 
@@ -31,23 +37,40 @@ def info_nce(
 
     anchors, positives: (B, d), L2-normalised (cosine similarity is the dot product).
     concept_ids: (B,) int64, or None for no masking.
+    dims: Matryoshka prefix sizes (Kusupati et al., 2022), each <= d: the loss is
+        ``sum_k weights[k] * InfoNCE(first k dims, re-normalised)``; None: the full vectors only.
+    weights: one per dim (default 1 each).
     """
     batch = anchors.shape[0]
-    all_positives = distributed.gather_with_grad(positives)  # (world*B, d)
+    all_positives = distributed.gather_with_grad(positives)  # (world*B, d), gathered once for every dim
+    all_anchors = distributed.gather_with_grad(anchors) if symmetric else None  # (world*B, d)
     labels = torch.arange(batch, device=anchors.device) + distributed.rank() * batch  # (B,)
     mask = None
     if concept_ids is not None:
         all_ids = distributed.gather_no_grad(concept_ids)  # (world*B,)
         mask = _false_negative_mask(concept_ids, all_ids, labels)  # (B, world*B)
 
+    if not dims:
+        return _info_nce_at(anchors, positives, all_positives, all_anchors, labels, mask, scale)
+    weights = weights or [1.0] * len(dims)
+    loss = anchors.new_zeros(())
+    for k, w in zip(dims, weights):
+        if k > anchors.shape[1]:
+            raise ValueError(f"matryoshka dimension {k} > embedding dimension {anchors.shape[1]}")
+        a, p, all_p = (matryoshka.truncate(x, k) for x in (anchors, positives, all_positives))  # (B, k), (B, k), (world*B, k)
+        all_a = matryoshka.truncate(all_anchors, k) if all_anchors is not None else None  # (world*B, k)
+        loss = loss + w * _info_nce_at(a, p, all_p, all_a, labels, mask, scale)
+    return loss
+
+
+def _info_nce_at(anchors, positives, all_positives, all_anchors, labels, mask, scale) -> torch.Tensor:
+    """The loss at one embedding size: anchors, positives (B, k); all_* (world*B, k) or None."""
     logits = scale * anchors @ all_positives.T  # (B, world*B)
     if mask is not None:
         logits = logits.masked_fill(mask, float("-inf"))
     loss = F.cross_entropy(logits, labels)
-
-    if symmetric:
+    if all_anchors is not None:
         # The positive must also pick its own anchor among all anchors (CLIP-style second term).
-        all_anchors = distributed.gather_with_grad(anchors)  # (world*B, d)
         logits_t = scale * positives @ all_anchors.T  # (B, world*B)
         if mask is not None:
             logits_t = logits_t.masked_fill(mask, float("-inf"))
@@ -66,18 +89,37 @@ def _false_negative_mask(
 
 
 class InfoNCELoss(nn.Module):
-    """Module wrapper so that the loss and its settings come from config (``phase.loss``)."""
+    """Module wrapper so that the loss and its settings come from config (``phase.loss``).
 
-    def __init__(self, scale: float = 20.0, symmetric: bool = False, mask_same_concept: bool = True):
+    model_dim: the encoder's embedding size, against which ``matryoshka_dims`` are checked when the
+    module is built (a bad size fails before any training step).
+    """
+
+    def __init__(
+        self,
+        scale: float = 20.0,
+        symmetric: bool = False,
+        mask_same_concept: bool = True,
+        matryoshka_dims: Sequence[int] | None = None,
+        matryoshka_weights: Sequence[float] | None = None,
+        model_dim: int | None = None,
+    ):
         super().__init__()
         if scale <= 0:
             raise ValueError(f"loss.scale must be positive, got {scale}")
         self.scale = scale
         self.symmetric = symmetric
         self.mask_same_concept = mask_same_concept
+        self.matryoshka_dims = matryoshka.check_dims(matryoshka_dims, model_dim, "phase.loss.matryoshka_dims")
+        self.matryoshka_weights = matryoshka.check_weights(
+            matryoshka_weights, self.matryoshka_dims, "phase.loss.matryoshka_weights"
+        )
 
     def forward(
         self, anchors: torch.Tensor, positives: torch.Tensor, concept_ids: torch.Tensor | None = None
     ) -> torch.Tensor:
         ids = concept_ids if self.mask_same_concept else None
-        return info_nce(anchors, positives, ids, scale=self.scale, symmetric=self.symmetric)
+        return info_nce(
+            anchors, positives, ids, scale=self.scale, symmetric=self.symmetric,
+            dims=self.matryoshka_dims, weights=self.matryoshka_weights,
+        )

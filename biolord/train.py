@@ -16,6 +16,7 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from biolord import matryoshka
 from biolord.checkpoint import AtomicCheckpointIO
 from biolord.data.datamodule import PairDataModule
 from biolord.encoder import Encoder
@@ -114,7 +115,9 @@ def _report(cfg, encoder: Encoder, history: list[dict], bench_history: list[dict
     if cfg.export and not cfg.trainer.get("fast_dev_run"):
         extra = f"\n## Held-out retrieval\n\n{table}\n" if table else ""
         extra += f"\n## Benchmarks\n\n{bench_table}\n" if bench_table else ""
-        card = default_card(encoder, extra=extra)
+        dims = OmegaConf.select(cfg, "phase.loss.matryoshka_dims")  # the card says which sizes were trained
+        extra += matryoshka.card_section(dims)
+        card = matryoshka.tag_card(default_card(encoder, extra=extra), dims)
         card += "\n## Training configuration\n\n```yaml\n" + OmegaConf.to_yaml(cfg, resolve=True) + "```\n"
         out["model_dir"] = str(export_sentence_transformers(encoder, output_dir / "model", card))
         log.info("sentence-transformers model written to %s", out["model_dir"])

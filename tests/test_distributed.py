@@ -22,13 +22,13 @@ def _global_batch():
     return a, p, ids
 
 
-def _worker(rank, world, port, out):
+def _worker(rank, world, port, out, dims):
     init_gloo(rank, world, port)
     a, p, ids = _global_batch()
     b = len(a) // world
     sl = slice(rank * b, (rank + 1) * b)
     la, lp = a[sl].clone().requires_grad_(True), p[sl].clone().requires_grad_(True)
-    loss = info_nce(la, lp, ids[sl], symmetric=True)
+    loss = info_nce(la, lp, ids[sl], symmetric=True, dims=dims)
     loss.backward()
     # DDP averages gradients over ranks; the loss is the mean of the ranks' local means.
     grads = torch.cat([la.grad, lp.grad], dim=1) / world
@@ -43,14 +43,16 @@ def _worker(rank, world, port, out):
 
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed not available")
-def test_two_process_loss_and_grads_equal_global_batch(tmp_path):
+@pytest.mark.parametrize("dims", [None, [16, 4]], ids=["full", "matryoshka"])
+def test_two_process_loss_and_grads_equal_global_batch(tmp_path, dims):
+    """With Matryoshka dims the gathered candidates are truncated after the gather: same result."""
     out = tmp_path / "dist.pt"
-    mp.spawn(_worker, args=(2, free_port(), str(out)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), str(out), dims), nprocs=2, join=True)
     got = torch.load(out)
 
     a, p, ids = _global_batch()
     a.requires_grad_(True), p.requires_grad_(True)
-    ref = info_nce(a, p, ids, symmetric=True)
+    ref = info_nce(a, p, ids, symmetric=True, dims=dims)
     ref.backward()
     assert got["loss"].item() == pytest.approx(ref.item(), abs=1e-5)
     assert torch.allclose(got["grads"], torch.cat([a.grad, p.grad], dim=1), atol=1e-5)

@@ -47,21 +47,25 @@ def _assert_same_grads(got, ref, atol=1e-4):
         assert torch.allclose(got[name], ref[name], atol=atol), f"{name}: max diff {(got[name] - ref[name]).abs().max()}"
 
 
-def _loss(symmetric):
-    return lambda a, p: info_nce(a, p, IDS, scale=20.0, symmetric=symmetric)
+def _loss(symmetric, dims=None):
+    """dims: Matryoshka sizes of the tiny model (d = 32); applied inside the loss, so GradCache gets them too."""
+    weights = None if dims is None else [1.0, 0.5, 0.25][: len(dims)]
+    return lambda a, p: info_nce(a, p, IDS, scale=20.0, symmetric=symmetric, dims=dims, weights=weights)
 
 
-@pytest.mark.parametrize("symmetric", [False, True])
-def test_same_loss_and_grads_as_plain_loss_dropout_off(tiny_encoder, symmetric):
+@pytest.mark.parametrize("symmetric, dims", [(False, None), (True, None), (False, [32, 16, 8]), (True, [32, 8])])
+def test_same_loss_and_grads_as_plain_loss_dropout_off(tiny_encoder, symmetric, dims):
     """Against the plain loss on the whole batch at once (one forward per side)."""
     tiny_encoder.eval()
     sides = _sides(tiny_encoder)
-    ref = _loss(symmetric)(*(tiny_encoder(s) for s in sides))
+    ref = _loss(symmetric, dims)(*(tiny_encoder(s) for s in sides))
     ref.backward()
     ref_grads = _grads(tiny_encoder)
     tiny_encoder.zero_grad(set_to_none=True)
+    if dims:  # the Matryoshka terms change the loss and its gradients: the comparison is not vacuous
+        assert abs(ref.item() - _loss(symmetric)(*(tiny_encoder(s) for s in sides)).item()) > 1e-2
 
-    got = cached_backward(tiny_encoder, sides, _loss(symmetric), mini_batch_size=3)
+    got = cached_backward(tiny_encoder, sides, _loss(symmetric, dims), mini_batch_size=3)
     assert not got.requires_grad
     assert got.item() == pytest.approx(ref.item(), abs=1e-4)
     _assert_same_grads(_grads(tiny_encoder), ref_grads)
@@ -72,19 +76,19 @@ def _plain_in_mini_batches(encoder, sides, loss_fn, size):
     return loss_fn(*(torch.cat([encoder(c) for c in mini_batches(s, size)]) for s in sides))
 
 
-@pytest.mark.parametrize("symmetric", [False, True])
-def test_same_loss_and_grads_as_plain_loss_with_dropout(tiny_encoder, symmetric):
+@pytest.mark.parametrize("symmetric, dims", [(False, None), (True, None), (True, [32, 16, 8])])
+def test_same_loss_and_grads_as_plain_loss_with_dropout(tiny_encoder, symmetric, dims):
     """Dropout on: the grad forward must replay the random state of the no-grad forward."""
     tiny_encoder.train()
     sides = _sides(tiny_encoder)
     torch.manual_seed(1)
-    ref = _plain_in_mini_batches(tiny_encoder, sides, _loss(symmetric), 3)
+    ref = _plain_in_mini_batches(tiny_encoder, sides, _loss(symmetric, dims), 3)
     ref.backward()
     ref_grads = _grads(tiny_encoder)
     tiny_encoder.zero_grad(set_to_none=True)
 
     torch.manual_seed(1)
-    got = cached_backward(tiny_encoder, sides, _loss(symmetric), mini_batch_size=3)
+    got = cached_backward(tiny_encoder, sides, _loss(symmetric, dims), mini_batch_size=3)
     assert got.item() == pytest.approx(ref.item(), abs=1e-4)
     _assert_same_grads(_grads(tiny_encoder), ref_grads)
 
@@ -181,7 +185,8 @@ def _csv_losses(folder):
     return {int(r["step"]): (float(r["train/loss"]), float(r["train/lr"])) for r in rows if r.get("train/loss")}
 
 
-def test_train_run_with_gradcache_matches_plain_run(tiny_train_cfg, tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("extra", [[], ["phase.loss.matryoshka_dims=[32,8]"]], ids=["plain", "matryoshka"])
+def test_train_run_with_gradcache_matches_plain_run(tiny_train_cfg, tiny_model_dir, tmp_path, extra):
     from biolord.train import run
 
     # dropout off, so that the whole loss curve of both runs can be compared
@@ -195,7 +200,7 @@ def test_train_run_with_gradcache_matches_plain_run(tiny_train_cfg, tiny_model_d
     # (without clipping the step-2 loss differs by 0.04)
     common = [
         f"model.name_or_path={model}", "eval.every_n_steps=0", "export=false", "trainer.max_steps=4",
-        "optim.lr=0.01", "optim.warmup_steps=0", "trainer.gradient_clip_val=0.05",
+        "optim.lr=0.01", "optim.warmup_steps=0", "trainer.gradient_clip_val=0.05", *extra,
     ]
     run(tiny_train_cfg(*common, f"paths.output_dir={tmp_path / 'plain'}"))
     result = run(tiny_train_cfg(*common, f"paths.output_dir={tmp_path / 'cached'}", "phase.loss.mini_batch_size=2"))

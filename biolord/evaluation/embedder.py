@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from biolord.evaluation.cache import EmbeddingCache, encoder_fingerprint
+from biolord.matryoshka import truncate
 
 log = logging.getLogger(__name__)
 
@@ -80,3 +81,25 @@ class TextEmbedder:
             return torch.empty(0, self.encoder.dim)
         index = torch.tensor([self._rows[t] for t in texts], dtype=torch.long)  # (N,)
         return self._vectors[0][index]  # (N, d)
+
+
+class TruncatedEmbedder:
+    """The first ``dim`` dimensions of another embedder's vectors, re-normalised (Matryoshka evaluation).
+
+    Scoring a model at several sizes (``truncate_dims=[384,128,64]``) runs the model once per text:
+    each size is a view on the full vectors of one ``TextEmbedder``.
+    """
+
+    def __init__(self, base: TextEmbedder, dim: int):
+        self.base = base
+        self.dim = int(dim)
+
+    @property
+    def texts_encoded(self) -> int:
+        return self.base.texts_encoded
+
+    def embed(self, texts: Sequence[str]) -> torch.Tensor:
+        return truncate(self.base.embed(texts), self.dim)  # (N, dim)
+
+    def embed_cached(self, texts: Sequence[str]) -> torch.Tensor:
+        return truncate(self.base.embed_cached(texts), self.dim)  # (N, dim)

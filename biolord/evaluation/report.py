@@ -24,30 +24,62 @@ def write_jsonl(results: list[dict], path: Path) -> Path:
 
 
 def markdown_table(results: list[dict]) -> str:
-    """Rows: benchmark x metric; columns: models (in the order they were evaluated)."""
+    """Rows: benchmark x metric; columns: models (in the order they were evaluated), one per
+    dimension when a model was scored at several sizes (``truncate_dims``)."""
     if not results:
         return ""
-    models = list(dict.fromkeys(r["model"] for r in results))
+    labels = _columns(results)
     rows: dict[tuple[str, str], dict] = {}
     n_of: dict[str, int] = {}
     for r in results:
         n_of.setdefault(r["benchmark"], r["n"])
         for metric, value in r["metrics"].items():
-            rows.setdefault((r["benchmark"], metric), {})[r["model"]] = value
+            rows.setdefault((r["benchmark"], metric), {})[_column(r)] = value
     lines = [
-        "| benchmark | metric | n | " + " | ".join(_short(m) for m in models) + " |",
-        "|---|---|---:|" + "---:|" * len(models),
+        "| benchmark | metric | n | " + " | ".join(labels.values()) + " |",
+        "|---|---|---:|" + "---:|" * len(labels),
     ]
     for (bench, metric), values in rows.items():
-        cells = [f"{values[m]:.2f}" if m in values else "–" for m in models]
-        lines.append(f"| {bench} | {metric} | {n_of[bench]} | " + " | ".join(cells) + " |")
+        cells = [f"{values[c]:.2f}" if c in values else "–" for c in labels]
+        n = n_of[bench] if n_of[bench] is not None else "–"
+        lines.append(f"| {bench} | {metric} | {n} | " + " | ".join(cells) + " |")
     seconds = {}
     for r in results:
-        seconds.setdefault(r["model"], {})[r["benchmark"]] = r["seconds"]
+        seconds.setdefault(_column(r), {})[r["benchmark"]] = r["seconds"]
     lines.append("")
     lines.append("Seconds per benchmark: " + "; ".join(
-        f"{_short(m)}: " + ", ".join(f"{b} {s:.1f}" for b, s in seconds[m].items()) for m in models))
+        f"{label}: " + ", ".join(f"{b} {s:.1f}" for b, s in seconds[c].items()) for c, label in labels.items()))
     return "\n".join(lines)
+
+
+def dimension_table(results: list[dict]) -> str:
+    """One row per model x dimension, one column per benchmark (its primary metric); empty unless
+    some model was scored at more than one size (Matryoshka: how much each size keeps)."""
+    columns = _columns(results)
+    if all(len({r.get("dim") for r in results if r["model"] == m}) < 2 for m in {r["model"] for r in results}):
+        return ""
+    benches = list(dict.fromkeys(r["benchmark"] for r in results))
+    value = {(_column(r), r["benchmark"]): r["metrics"].get(r["primary"]) for r in results}
+    primary = {r["benchmark"]: r["primary"] for r in results}
+    lines = [
+        "| model | dim | " + " | ".join(f"{b} {primary[b]}" for b in benches) + " |",
+        "|---|---:|" + "---:|" * len(benches),
+    ]
+    for (model, dim) in columns:
+        cells = [f"{value[(model, dim), b]:.2f}" if value.get(((model, dim), b)) is not None else "–" for b in benches]
+        lines.append(f"| {_short(model)} | {dim if dim is not None else '–'} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _column(record: dict) -> tuple[str, int | None]:
+    return record["model"], record.get("dim")
+
+
+def _columns(results: list[dict]) -> dict[tuple[str, int | None], str]:
+    """(model, dim) -> its column label, in evaluation order; the dim shows when the model has several."""
+    keys = list(dict.fromkeys(_column(r) for r in results))
+    several = {m for m, _ in keys if sum(1 for k in keys if k[0] == m) > 1}
+    return {(m, d): f"{_short(m)} @{d}" if m in several else _short(m) for m, d in keys}
 
 
 def bar_chart(results: list[dict], path: Path) -> Path | None:
@@ -60,16 +92,16 @@ def bar_chart(results: list[dict], path: Path) -> Path | None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    models = list(dict.fromkeys(r["model"] for r in results))
+    models = _columns(results)  # (model, dim) -> label
     benches = list(dict.fromkeys(r["benchmark"] for r in results))
-    value = {(r["model"], r["benchmark"]): r["metrics"][r["primary"]] for r in results}
+    value = {(_column(r), r["benchmark"]): r["metrics"][r["primary"]] for r in results if r["primary"] in r["metrics"]}
     label = {r["benchmark"]: f"{r['benchmark']}\n{r['primary']}" for r in results}
     x = np.arange(len(benches))
     width = 0.8 / len(models)
     fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(benches) * max(1, len(models) / 2)), 4))
-    for i, model in enumerate(models):
+    for i, (model, name) in enumerate(models.items()):
         heights = [value.get((model, b), np.nan) for b in benches]
-        bars = ax.bar(x + (i - (len(models) - 1) / 2) * width, heights, width, label=_short(model))
+        bars = ax.bar(x + (i - (len(models) - 1) / 2) * width, heights, width, label=name)
         ax.bar_label(bars, fmt="%.1f", fontsize=7)
     ax.set_xticks(x, [label[b] for b in benches], fontsize=8)
     ax.set_ylabel("score (x100)")

@@ -14,12 +14,12 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from biolord import model_source
+from biolord import matryoshka, model_source
 from biolord.encoder import Encoder
 from biolord.evaluation import benchmarks as registry
 from biolord.evaluation import report
 from biolord.evaluation.cache import EmbeddingCache
-from biolord.evaluation.embedder import TextEmbedder
+from biolord.evaluation.embedder import TextEmbedder, TruncatedEmbedder
 from biolord.evaluation.files import default_evals_dir
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,14 @@ def run(cfg: DictConfig) -> list[dict]:
     models = list(cfg.get("models") or [])
     if not models:
         raise ValueError("no model to evaluate; give model=<folder or hub id> or models=[a,b]")
+    truncate_dims = matryoshka.check_dims(cfg.get("truncate_dims"), None, "truncate_dims")
+    if cfg.get("mteb"):
+        from biolord.evaluation import mteb_tasks  # mteb is an optional dependency
+
+        results = mteb_tasks.run(models, cfg.mteb, Path(cfg.output_dir), cfg.batch_size,
+                                 pick_device(cfg.get("device")), truncate_dims)
+        _write(results, Path(cfg.output_dir))
+        return results
     evals_dir = Path(cfg.evals_dir).expanduser() if cfg.get("evals_dir") else default_evals_dir()
     data_cfg = cfg.get("data")
     benches = build_benchmarks(list(cfg.benchmarks), evals_dir, cfg.get("benchmark_dirs") or (), data=data_cfg)
@@ -82,7 +90,13 @@ def run(cfg: DictConfig) -> list[dict]:
         log.info("model %s: pooling %s, max_seq_length %d, device %s",
                  name, encoder.pooling, encoder.max_seq_length, device)
         embedder = TextEmbedder(encoder, cfg.batch_size, cache, device)
-        records = evaluate_encoder(embedder, benches, name)
+        records = []
+        # one size at a time, each a view on the same full vectors (the model runs once per text)
+        for dim in matryoshka.check_dims(truncate_dims, encoder.dim, "truncate_dims") or [None]:
+            view = embedder if dim is None else TruncatedEmbedder(embedder, dim)
+            for r in evaluate_encoder(view, benches, name if dim is None else f"{name} @{dim}"):
+                r["model"], r["dim"] = name, dim or encoder.dim
+                records.append(r)
         for r in records:
             r["settings"] = {"pooling": encoder.pooling, "max_seq_length": encoder.max_seq_length,
                              "normalize": encoder.normalize}
@@ -98,6 +112,9 @@ def _write(results: list[dict], output_dir: Path) -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
     report.write_jsonl(results, output_dir / "results.jsonl")
     table = report.markdown_table(results)
+    by_dim = report.dimension_table(results)  # empty unless a model was scored at several sizes
+    if by_dim:
+        table += "\n\nPrimary metric per model and dimension:\n\n" + by_dim
     (output_dir / "results.md").write_text(table + "\n", encoding="utf-8")
     report.bar_chart(results, output_dir / "results.png")
     print("\n" + table + f"\n\nresults: {output_dir}/results.jsonl, results.md, results.png")

@@ -44,7 +44,7 @@ class ContrastivePhase(L.LightningModule):
         loss_cfg = dict(cfg.phase.loss)
         self.mini_batch_size = loss_cfg.pop("mini_batch_size", None)
         self.tokens_per_forward = cfg.phase.get("tokens_per_forward")
-        self.loss_fn = InfoNCELoss(**loss_cfg)
+        self.loss_fn = InfoNCELoss(**loss_cfg, model_dim=encoder.dim)  # Matryoshka dims checked here, before fit
         if self.mini_batch_size is not None:
             # GradCache runs several backwards per step: Lightning's manual optimization. Lightning
             # refuses trainer.gradient_clip_val there (train.py passes None), so this module clips
@@ -72,6 +72,8 @@ class ContrastivePhase(L.LightningModule):
         )
         if self.mini_batch_size is not None:
             msg += f"; GradCache mini-batches of {self.mini_batch_size}"
+        if self.loss_fn.matryoshka_dims:
+            msg += f"; Matryoshka dims {self.loss_fn.matryoshka_dims} (weights {self.loss_fn.matryoshka_weights})"
         if self.trainer.is_global_zero:
             log.info(msg)
         for logger in self.trainer.loggers:

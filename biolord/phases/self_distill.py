@@ -71,6 +71,11 @@ class SelfDistillPhase(ContrastivePhase):
         if min(w.mse, w.kl, w.contrastive) < 0 or w.mse + w.kl + w.contrastive <= 0:
             raise ValueError(f"phase.weights {OmegaConf.to_container(w)} must be >= 0 and not all 0")
         self.weights = w
+        if self.loss_fn.matryoshka_dims and not w.contrastive:
+            raise ValueError(
+                f"phase.loss.matryoshka_dims={self.loss_fn.matryoshka_dims} applies to the contrastive term, but "
+                "phase.weights.contrastive=0; set phase.weights.contrastive>0 or drop matryoshka_dims"
+            )
         root = Path(str(phase.teacher_cache_dir))
         teacher.max_seq_length = encoder.max_seq_length  # the teacher sees what the student sees
         concept = FrozenTeacher(teacher)

