@@ -23,11 +23,19 @@ def write_jsonl(results: list[dict], path: Path) -> Path:
     return path
 
 
+def scored(results: list[dict]) -> list[dict]:
+    """The records with scores (a benchmark that could not be read has an ``error`` record instead)."""
+    return [r for r in results if not r.get("error")]
+
+
 def markdown_table(results: list[dict]) -> str:
-    """Rows: benchmark x metric; columns: models (in the order they were evaluated)."""
+    """Rows: benchmark x metric; columns: models (in the order they were evaluated). A benchmark
+    that could not run has a ``not run`` row, and its reason is listed under the table."""
     if not results:
         return ""
     models = list(dict.fromkeys(r["model"] for r in results))
+    failed = {r["benchmark"]: r["error"] for r in results if r.get("error")}
+    results = scored(results)
     rows: dict[tuple[str, str], dict] = {}
     n_of: dict[str, int] = {}
     for r in results:
@@ -41,17 +49,25 @@ def markdown_table(results: list[dict]) -> str:
     for (bench, metric), values in rows.items():
         cells = [f"{values[m]:.2f}" if m in values else "–" for m in models]
         lines.append(f"| {bench} | {metric} | {n_of[bench]} | " + " | ".join(cells) + " |")
+    for bench in failed:
+        lines.append(f"| {bench} | not run | – | " + " | ".join("error" for _ in models) + " |")
     seconds = {}
     for r in results:
         seconds.setdefault(r["model"], {})[r["benchmark"]] = r["seconds"]
-    lines.append("")
-    lines.append("Seconds per benchmark: " + "; ".join(
-        f"{_short(m)}: " + ", ".join(f"{b} {s:.1f}" for b, s in seconds[m].items()) for m in models))
+    if seconds:
+        lines.append("")
+        lines.append("Seconds per benchmark: " + "; ".join(
+            f"{_short(m)}: " + ", ".join(f"{b} {s:.1f}" for b, s in seconds[m].items()) for m in models if m in seconds))
+    if failed:
+        lines.append("")
+        lines.append("Not run:")
+        lines += [f"- {bench}: {reason}" for bench, reason in failed.items()]
     return "\n".join(lines)
 
 
 def bar_chart(results: list[dict], path: Path) -> Path | None:
     """One group of bars per benchmark (its primary metric), one bar per model."""
+    results = scored(results)
     if not results:
         return None
     import matplotlib
