@@ -17,6 +17,8 @@ full of carriage returns. ``BIOLORD_PROGRESS=bar|log|off`` forces a mode. Work s
 - Lightning's advertisement for its cloud logger (``litlogger``) is dropped, and torch 2.13's
   ``LeafSpec`` FutureWarning raised from Lightning 2.6's own ``utilities/_pytree.py`` (Lightning
   issue #21326, nothing a user can act on) is ignored; other warnings are left alone;
+- in log mode, transformers' and the hub's own bars ("Loading weights", "Writing model shards")
+  are switched off: in a log file they are carriage-return noise;
 - the elapsed time is logged at the end (also when the run fails).
 
 No Lightning import here: evaluation and linking use this module without paying for it.
