@@ -15,9 +15,11 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="average")
 def main(cfg: DictConfig) -> None:
+    from biolord.console import session
     from biolord.soup import run
 
-    run(cfg)
+    with session("average"):
+        run(cfg)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,11 @@ from biolord.distill import rewrite_argv
 
 @hydra.main(config_path="conf", config_name="distill", version_base="1.3")
 def main(cfg) -> None:
+    from biolord.console import session
     from biolord.distill import run
 
-    run(cfg)
+    with session("distill"):
+        run(cfg)
 
 
 if __name__ == "__main__":

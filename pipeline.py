@@ -13,9 +13,11 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="pipeline")
 def main(cfg: DictConfig) -> None:
+    from biolord.console import session
     from biolord.pipeline import run
 
-    run(cfg)
+    with session("pipeline"):
+        run(cfg)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,11 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
+    from biolord.console import session
     from biolord.train import run
 
-    run(cfg)
+    with session("train"):
+        run(cfg)
 
 
 if __name__ == "__main__":

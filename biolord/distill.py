@@ -21,10 +21,12 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from biolord.checkpoint import AtomicCheckpointIO
+from biolord.console import quiet_lightning
 from biolord.data.parallel import ParallelData, load_parallel, split_by_concept
 from biolord.encoder import Encoder
 from biolord.evaluation.distillation import before_after_table, distillation_metrics, format_metrics, teacher_reference
 from biolord.model_source import ModelNotFoundError
+from biolord.progress_bar import StepProgressBar
 from biolord.phases.multilingual import DistillationEvalCallback, MultilingualPhase, ParallelCollator
 from biolord.student import Student
 from biolord.teacher_cache import FrozenTeacher, TeacherCache
@@ -65,6 +67,7 @@ def resolve_teacher(name_or_path: str | None, runs_glob: str) -> str:
 
 def run(cfg: DictConfig) -> dict:
     start = time.perf_counter()
+    quiet_lightning()  # one copy of each Lightning message, from the seed line on (biolord.console)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True)
@@ -113,7 +116,8 @@ def run(cfg: DictConfig) -> dict:
         dirpath=output_dir / "checkpoints", filename="step-{step}", every_n_train_steps=cfg.checkpoint.every_n_steps,
         save_last=True, save_top_k=cfg.checkpoint.keep, monitor="step", mode="max", auto_insert_metric_name=False)
     trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=[evaluation, checkpointing], logger=instantiate_loggers(cfg) or False,
+        cfg.trainer, callbacks=[evaluation, checkpointing] + ([StepProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []),
+        logger=instantiate_loggers(cfg) or False,
         plugins=[AtomicCheckpointIO()], default_root_dir=str(output_dir))
     trainer.fit(module, train_dataloaders=loader, ckpt_path=cfg.get("ckpt_path"))
 

@@ -25,7 +25,10 @@ from biolord.evaluation.runner import run
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    run(cfg)
+    from biolord.console import session
+
+    with session("evaluate"):
+        run(cfg)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
     python -m biolord.link dictionary=BioSyn_medic_06Jul2012.txt mention="ataxia telangiectasia" top_k=5
     python -m biolord.link model=<folder> dictionary=<file> 'mentions=[breast cancer,WD]' json=true
 
+A relative ``dictionary=`` is read from the folder the command is run in, else from ``evals_dir``.
+
 From Python::
 
     from biolord.link import load_linker
@@ -16,7 +18,9 @@ content, the same cache as ``biolord.evaluate``: only the first call on a dictio
 from __future__ import annotations
 
 import json
+import logging
 import sys
+import time
 
 import hydra
 from omegaconf import DictConfig
@@ -29,6 +33,8 @@ from biolord.evaluation.files import resolve_file
 from biolord.evaluation.linking import Linker, TextPreprocess, read_dictionary
 from biolord.evaluation.runner import pick_device
 
+log = logging.getLogger(__name__)
+
 
 def load_linker(model: str, dictionary: str, cache_dir: str | None = "~/.cache/biolord/embeddings",
                 evals_dir: str | None = None, dictionary_format: str = "auto", batch_size: int = 64,
@@ -37,11 +43,15 @@ def load_linker(model: str, dictionary: str, cache_dir: str | None = "~/.cache/b
     """A ``Linker`` for ``model`` (a name or path, or an already loaded ``encoder``) and a dictionary file."""
     text_preprocess = TextPreprocess(**(preprocess or {}))
     path = resolve_file(dictionary, evals_dir, what="dictionary")
+    start = time.perf_counter()
     entries = read_dictionary(path, fmt=dictionary_format, preprocess=text_preprocess, **dictionary_options)
+    log.info("dictionary %s: %d concepts, %d names (%.1fs)", path, entries.n_concepts, len(entries.names),
+             time.perf_counter() - start)
     target = pick_device(device)
     encoder = encoder or Encoder.load(model)
     encoder.to(target)
     embedder = TextEmbedder(encoder, batch_size, EmbeddingCache(cache_dir) if cache_dir else None, target)
+    embedder.label = f"the dictionary {path.name}"  # its first use encodes every name: minutes on a CPU
     return Linker(embedder, entries, text_preprocess)
 
 
@@ -69,7 +79,10 @@ def run(cfg: DictConfig) -> list[list[dict]]:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="link")
 def main(cfg: DictConfig) -> None:
-    run(cfg)
+    from biolord.console import session
+
+    with session("link"):
+        run(cfg)
 
 
 if __name__ == "__main__":

@@ -142,7 +142,10 @@ def _stage(folder: Path, work) -> dict:
 
 def primary_table(results: list[dict]) -> str:
     """Markdown: one row per model (its label), one column per benchmark's primary metric
-    (linking adds acc@5)."""
+    (linking adds acc@5). Benchmarks that could not run are listed by the evaluation stage."""
+    from biolord.evaluation.report import scored
+
+    results = scored(results)
     if not results:
         return ""
     benches: dict[str, list[str]] = {}

@@ -32,6 +32,7 @@ from typing import Callable, Sequence
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from biolord.console import progress
 from biolord.encoder import Encoder
 from biolord.ingredients import (  # noqa: F401  (re-exported: the soup's public API)
     Ingredient,
@@ -80,7 +81,8 @@ def uniform(specs: Sequence[str], weights: Sequence[float] | None = None, *, loa
     specs = _check_count(specs, "uniform")
     w = normalised_weights(len(specs), weights)
     acc, first, rows = WeightedSum(), None, []
-    for i, (spec, weight) in enumerate(zip(specs, w)):
+    inputs = progress(list(zip(specs, w)), desc="soup: averaging", unit="models", min_seconds=0.0)
+    for i, (spec, weight) in enumerate(inputs):
         ing = loader(spec)
         first = first or _describe(ing)
         check_compatible(first, ing)
@@ -115,7 +117,8 @@ def greedy(specs: Sequence[str], scorer: Scorer, template: Encoder, *, loader=lo
     """
     specs = _check_count(specs, "greedy")
     first, alone = None, []
-    for i, spec in enumerate(specs):  # pass 1: each ingredient alone
+    # pass 1: each ingredient alone
+    for i, spec in enumerate(progress(specs, desc="soup: scoring each model alone", unit="models", min_seconds=0.0)):
         ing = loader(spec)
         first = first or _describe(ing)
         check_compatible(first, ing)
@@ -127,7 +130,8 @@ def greedy(specs: Sequence[str], scorer: Scorer, template: Encoder, *, loader=lo
     order = sorted(range(len(specs)), key=lambda i: -alone[i]["score"])  # stable: ties keep input order
     acc, accepted = WeightedSum(), []
     best = alone[order[0]]
-    for rank, i in enumerate(order):  # pass 2: the soup grows only when the held-out score improves
+    # pass 2: the soup grows only when the held-out score improves
+    for rank, i in enumerate(progress(order, desc="soup: greedy decisions", unit="models", min_seconds=0.0)):
         ing = loader(specs[i])
         if rank == 0:
             acc.add(ing.state_dict, 1.0, ing.label)

@@ -30,6 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from biolord.console import Progress
 from biolord.evaluation.cache import encoder_fingerprint, texts_hash
 
 log = logging.getLogger(__name__)
@@ -110,11 +111,16 @@ class TeacherCache:
         return self._gather(texts)
 
     def warm(self, texts: Sequence[str], chunk: int = 4096) -> int:
-        """Encode and store every text not cached yet (in shards of ``chunk``); returns how many were new."""
+        """Encode and store every text not cached yet (in shards of ``chunk``); returns how many were new.
+
+        The texts done so far are shown per shard (``biolord.console``: a bar, or a log line every 30 s).
+        """
         new = list(dict.fromkeys(t for t in texts if t not in self._rows))
-        for start in range(0, len(new), chunk):
-            part = new[start : start + chunk]
-            self._add(part, self._encode(part), write=True)
+        with Progress(len(new), "teacher cache: encoding", "texts") as bar:
+            for start in range(0, len(new), chunk):
+                part = new[start : start + chunk]
+                self._add(part, self._encode(part), write=True)
+                bar.update(len(part))
         return len(new)
 
     def stats(self) -> dict[str, int]:

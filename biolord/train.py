@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from biolord import matryoshka
 from biolord.checkpoint import AtomicCheckpointIO
+from biolord.console import quiet_lightning
 from biolord.data.datamodule import PairDataModule
 from biolord.encoder import Encoder
 from biolord.evaluation.benchmark_callback import BenchmarkCallback
@@ -25,6 +26,7 @@ from biolord.evaluation.callback import HeldOutRetrievalCallback
 from biolord.export import default_card, export_sentence_transformers
 from biolord.loggers import finish_loggers, instantiate_loggers, log_config, log_model_artifact
 from biolord.phases import phase_class
+from biolord.progress_bar import StepProgressBar
 from biolord.resume import ExactResumeCallback
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 
 def run(cfg: DictConfig) -> dict:
     start = time.perf_counter()
+    quiet_lightning()  # one copy of each Lightning message, from the seed line on (biolord.console)
     phase_cls = phase_class(cfg.phase.name)  # unknown phase: clear error before any heavy work
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -54,6 +57,7 @@ def run(cfg: DictConfig) -> dict:
         auto_insert_metric_name=False,
     )
     bench = BenchmarkCallback.from_config(cfg.get("bench"))  # None when no benchmark is configured
+    bar = [StepProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []
     loggers = instantiate_loggers(cfg)
     # GradCache runs Lightning's manual optimization, which refuses trainer.gradient_clip_val: the
     # phase clips with the configured value itself (biolord/phases/contrastive.py)
@@ -61,7 +65,7 @@ def run(cfg: DictConfig) -> dict:
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer,
         **manual,
-        callbacks=[ExactResumeCallback(), evaluation, checkpointing] + ([bench] if bench else []),
+        callbacks=[ExactResumeCallback(), evaluation, checkpointing] + ([bench] if bench else []) + bar,
         logger=loggers or False,
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(output_dir),
@@ -71,7 +75,8 @@ def run(cfg: DictConfig) -> dict:
     if not cfg.trainer.get("fast_dev_run"):
         # ModelCheckpoint saves every N steps; make sure last.ckpt holds the final step too.
         # (Called on every rank: Lightning writes on rank 0 only.)
-        trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt")
+        # weights_only=False said explicitly: the full state (optimizer, loops, callbacks) for resume.
+        trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt", weights_only=False)
 
     bench_history = bench.history if bench else []
     result = {"output_dir": str(output_dir), "history": evaluation.history, "bench_history": bench_history}

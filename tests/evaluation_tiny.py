@@ -32,11 +32,11 @@ class CountingEncoder:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def encode(self, texts, batch_size=64, device=None):
+    def encode(self, texts, batch_size=64, device=None, desc=None):
         texts = list(texts)
         self.calls += 1
         self.texts += len(texts)
-        return self.inner.encode(texts, batch_size=batch_size, device=device)
+        return self.inner.encode(texts, batch_size=batch_size, device=device, desc=desc)
 
 
 import pytest  # noqa: E402

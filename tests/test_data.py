@@ -152,3 +152,30 @@ def test_embedded_default_sources_build():
     assert len(concepts) > 20000 and stats["obsolete"] > 0 and version
     wilson = next(c for c in concepts if c.id == "MONDO:0010200")
     assert wilson.label == "Wilson disease" and wilson.definition and wilson.parents
+
+
+def test_statistics_measure_long_texts_without_the_indexing_warning_in_their_own_run_folder(tiny_obo, tiny_encoder, caplog,
+                                                                                           monkeypatch):
+    """``python -m biolord.data`` tokenises whole texts only to measure them: no "Token indices
+    sequence length is longer ... indexing errors" warning; its run folder is outputs/data/<time>,
+    not a training run's outputs/contrastive/<time>; and every source gets a line with rows and seconds."""
+    import copy
+    import logging
+
+    from hydra import compose, initialize_config_dir
+
+    from biolord.data.stats import data_statistics
+    from tests.conftest import CONF
+
+    tokenizer = copy.deepcopy(tiny_encoder.tokenizer)
+    tokenizer.model_max_length = 4  # shorter than every definition of the tiny ontology
+    caplog.set_level(logging.INFO, logger="biolord.console")
+    monkeypatch.setenv("BIOLORD_PROGRESS", "log")  # log lines even when pytest runs in a terminal (-s)
+    data_cfg = _data_cfg(sources=[{"type": "obo", "path": str(tiny_obo)}], cache_dir=str(tiny_obo.parent / "cache"))
+    stats = data_statistics(PairDataModule(data_cfg, tokenizer, 32), tokenizer, sample=50)
+    assert stats["tokens_per_side"]["text"]["p100"] > tokenizer.model_max_length
+    assert "sequence-length-is-longer-than-the-specified-maximum" not in tokenizer.deprecation_warnings
+    assert any(r.getMessage().startswith("data: reading tiny: ") and " rows in " in r.getMessage() for r in caplog.records)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="data_stats", overrides=["data=biolord"], return_hydra_config=True)
+    assert cfg.hydra.run.dir.startswith("outputs/data/") and cfg.stats_sample == 5000 and cfg.data.sources

@@ -119,3 +119,28 @@ def test_link_api_returns_concepts_with_names_and_shares_the_cache(tmp_path, tin
     load_linker(str(tiny_eval_model_dir), str(tmp_path / "dict.txt"), cache_dir=str(tmp_path / "c"),
                 encoder=again, device="cpu").link(["wilson disease"], top_k=1)
     assert again.texts == 1
+
+
+def test_link_command_reads_a_relative_dictionary_from_where_it_is_run(tmp_path, tiny_eval_model_dir):
+    """``python -m biolord.link dictionary=d/dict.txt`` run in a folder that is not the repository,
+    with Hydra changing into its run folder (hydra.job.chdir=true): the path is the user's, not the
+    run folder's. Messages go to stderr; stdout holds only the answer (here JSON)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "dict.txt").write_text(DICTIONARY)
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1", "BIOLORD_PROGRESS": "log"}
+    out = subprocess.run(
+        [sys.executable, "-m", "biolord.link", f"model={tiny_eval_model_dir}", "dictionary=d/dict.txt",
+         "mention=wilson disease", "top_k=1", "json=true", "device=cpu", f"cache_dir={tmp_path / 'cache'}",
+         "hydra.job.chdir=true", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    answer = json.loads(out.stdout)
+    assert answer[0]["candidates"][0]["concept_id"] == "D004"
+    assert "dictionary " in out.stderr and "4 concepts" in out.stderr and "link finished in" in out.stderr

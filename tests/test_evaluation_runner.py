@@ -12,7 +12,6 @@ from hydra import compose, initialize_config_dir
 from biolord.evaluation.benchmark_callback import BenchmarkCallback
 from biolord.evaluation.crosslingual import CrossLingualBenchmark
 from biolord.evaluation.embedder import TextEmbedder
-from biolord.evaluation.files import BenchmarkFileError
 from biolord.evaluation.heldout import HeldOutBenchmark
 from biolord.evaluation.runner import run
 
@@ -52,6 +51,7 @@ def test_two_models_side_by_side_with_results_files_and_card(tmp_path, tiny_eval
         f"cache_dir={tmp_path / 'cache'}",
         f"output_dir={tmp_path / 'out'}",
         "device=cpu",
+        "update_model_card=true",  # off by default (evaluating does not rewrite the model)
     ])
     results = run(cfg)
     assert [(r["model"] == str(tiny_eval_model_dir), r["benchmark"]) for r in results] == [
@@ -66,13 +66,47 @@ def test_two_models_side_by_side_with_results_files_and_card(tmp_path, tiny_eval
     assert card.count("## Benchmarks") == 1 and "| pairs | spearman |" in card
 
 
-def test_bad_benchmark_names_and_files_fail_clearly(tmp_path):
-    cfg = _compose([f"evals_dir={tmp_path}", "benchmarks=[nope]", f"output_dir={tmp_path}"])
-    with pytest.raises(BenchmarkFileError, match="benchmark 'nope' not found.*known benchmarks"):
-        run(cfg)
-    cfg = _compose([f"evals_dir={tmp_path}", "benchmarks=[biosses]", f"output_dir={tmp_path}"])
-    with pytest.raises(BenchmarkFileError, match="BIOSSES.tsv: file not found.*BIOLORD_EVALS_DIR"):
-        run(cfg)
+def test_unreadable_benchmarks_are_error_rows_and_the_others_are_scored(tmp_path, tiny_eval_model_dir, tiny_obo):
+    """Without the public files: an unknown name, a missing file and a file that does not parse are
+    each a "not run" row with its reason and fix; held-out (no file) and a good file are scored;
+    the model's README is left alone (update_model_card is off by default)."""
+    (tmp_path / "pairs.tsv").write_text("a\tb\ts\ncat sits\tdog sits\t3\nred car\tblue car\t2\ncat\ttree\t0\n")
+    (tmp_path / "broken.tsv").write_text("a\tb\ts\ncat\tdog\tnot a number\n")
+    overrides = [
+        f"models=[{tiny_eval_model_dir}]", f"evals_dir={tmp_path}", f"output_dir={tmp_path / 'out'}",
+        f"cache_dir={tmp_path / 'cache'}", "device=cpu", "max_seq_length=32",
+        f"data.sources=[{{type:obo,path:'{tiny_obo}'}}]", "data.val_fraction=0.3", f"paths.cache_dir={tmp_path / 'data'}",
+        "+good={name: good, kind: pairs, path: pairs.tsv, text1: a, text2: b, score: s}",
+        "+broken={name: broken, kind: pairs, path: broken.tsv, text1: a, text2: b, score: s}",
+        "benchmarks=[nope,biosses,${broken},${good},heldout]",
+    ]
+    card = tiny_eval_model_dir / "README.md"
+    card_before = card.read_text() if card.exists() else None
+    results = run(_compose(overrides))
+    by_name = {r["benchmark"]: r for r in results}
+    assert set(by_name) == {"nope", "biosses", "broken", "good", "heldout"}
+    assert "known benchmarks" in by_name["nope"]["error"]
+    assert "BIOSSES.tsv: file not found" in by_name["biosses"]["error"]
+    assert "BIOLORD_EVALS_DIR" in by_name["biosses"]["error"] and by_name["biosses"]["kind"] == "pairs"
+    assert "usable pair" in by_name["broken"]["error"]
+    assert by_name["good"]["metrics"]["spearman"] == pytest.approx(100.0)
+    assert by_name["heldout"]["n"] > 0 and "acc@1" in by_name["heldout"]["metrics"]
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert "| biosses | not run | – | error |" in table and "- biosses: BenchmarkFileError:" in table
+    assert "| good | spearman | 3 |" in table
+    lines = [json.loads(x) for x in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert sum(1 for r in lines if r.get("error")) == 3
+    assert (card.read_text() if card.exists() else None) == card_before
+
+    with pytest.raises(SystemExit) as exit_info:  # strict=true: the same results, then exit status 1
+        run(_compose([*overrides[:-1], "benchmarks=[biosses,${good}]", "strict=true"]))
+    assert exit_info.value.code == 1
+
+
+def test_a_benchmark_list_with_nothing_readable_loads_no_model(tmp_path):
+    cfg = _compose(["models=[/no/such/model]", f"evals_dir={tmp_path}", "benchmarks=[biosses]", f"output_dir={tmp_path}"])
+    results = run(cfg)  # the model is never loaded: no error about /no/such/model
+    assert [(r["benchmark"], "file not found" in r["error"]) for r in results] == [("biosses", True)]
 
 
 def test_crosslingual_and_heldout_retrieval_by_hand(tmp_path, tiny_eval_encoder):

@@ -1,6 +1,7 @@
 """``python -m biolord.data [data=...] [model=...]``: statistics of the configured training data.
 
-Uses the same config as ``train.py`` (the data group, and the model's tokenizer for token lengths).
+Uses ``conf/data_stats.yaml``: train.py's config (the data group, and the model's tokenizer for
+token lengths) with its own run folder, ``outputs/data/<time>``, which is not a training run.
 """
 
 import json
@@ -12,8 +13,15 @@ from omegaconf import DictConfig
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 
 
-@hydra.main(version_base="1.3", config_path=CONF, config_name="train")
+@hydra.main(version_base="1.3", config_path=CONF, config_name="data_stats")
 def main(cfg: DictConfig) -> None:
+    from biolord.console import session
+
+    with session("data statistics"):
+        statistics(cfg)
+
+
+def statistics(cfg: DictConfig) -> dict:
     from transformers import AutoTokenizer
 
     from biolord import model_source
@@ -27,6 +35,7 @@ def main(cfg: DictConfig) -> None:
     out = Path(cfg.paths.output_dir) / "data_statistics.json"
     out.write_text(json.dumps(stats, indent=2))
     print(f"written to {out}")
+    return stats
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass
 from importlib import metadata
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from biolord.console import Progress, format_seconds
 from biolord.data.rows import CleaningReport, clean_rows
 from biolord.data.sources import source_rows
 from biolord.data.split import concept_key, concept_unit
@@ -133,6 +135,7 @@ def load_or_build(sources: list[dict], split_seed: int, cache_dir: str | os.Path
 def _build(sources: list[dict], split_seed: int, folder: Path) -> None:
     from datasets.arrow_writer import ArrowWriter
 
+    start = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     report = CleaningReport()
     terms_excluded: dict = {}
@@ -152,20 +155,24 @@ def _build(sources: list[dict], split_seed: int, folder: Path) -> None:
             raw = source_rows(entry, stats, lenient)
             if entry.get("max_rows") is not None and entry.get("type") not in ("file", "hf"):
                 raw = itertools.islice(raw, int(entry["max_rows"]))
-            for row in clean_rows(_labelled(raw, labels[source_id]), report, dedup=False):
-                writer.write(
-                    {
-                        "concept_id": row["concept_id"],
-                        "name": row["name"],
-                        "text": row["text"],
-                        "kind": row["kind"],
-                        "source_id": source_id,
-                        "concept_key": concept_key(row["concept_id"]),
-                        "row_key": concept_key(f"{row['concept_id']}\x1f{row['name']}\x1f{row['text']}"),
-                        "unit": concept_unit(row["concept_id"], split_seed),
-                        "length": len(row["text"]),
-                    }
-                )
+            # one line (or bar) per source with its rows and seconds: an ontology of millions of
+            # names takes minutes the first time
+            with Progress(None, f"data: reading {labels[source_id]}", "rows", min_seconds=0.0) as bar:
+                for row in clean_rows(_labelled(raw, labels[source_id]), report, dedup=False):
+                    bar.update()
+                    writer.write(
+                        {
+                            "concept_id": row["concept_id"],
+                            "name": row["name"],
+                            "text": row["text"],
+                            "kind": row["kind"],
+                            "source_id": source_id,
+                            "concept_key": concept_key(row["concept_id"]),
+                            "row_key": concept_key(f"{row['concept_id']}\x1f{row['name']}\x1f{row['text']}"),
+                            "unit": concept_unit(row["concept_id"], split_seed),
+                            "length": len(row["text"]),
+                        }
+                    )
             terms_excluded[labels[source_id]] = dict(stats)
             read_leniently[labels[source_id]] = dict(lenient)
         writer.finalize()
@@ -177,6 +184,8 @@ def _build(sources: list[dict], split_seed: int, folder: Path) -> None:
         if folder.exists():
             shutil.rmtree(folder)
         tmp.rename(folder)
+        log.info("data: built %s (%d rows, %d duplicates dropped) in %s", folder, len(keep), int((~keep).sum()),
+                 format_seconds(time.perf_counter() - start))
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -21,7 +21,11 @@ def data_statistics(dm: PairDataModule, tokenizer, sample: int = 5000, seed: int
     percentiles = (50, 90, 95, 99, 100)
     lengths = {}
     for side in ("name", "text"):
-        n_tokens = np.array([len(ids) for ids in tokenizer(sub.data.column(side).to_pylist(), add_special_tokens=True)["input_ids"]])
+        # tokenised only to measure: verbose=False drops transformers' "Token indices sequence
+        # length is longer than the specified maximum ... indexing errors" warning (the model
+        # never sees these ids; training truncates to model.max_seq_length)
+        texts = sub.data.column(side).to_pylist()
+        n_tokens = np.array([len(ids) for ids in tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]])
         lengths[side] = {f"p{p}": int(np.percentile(n_tokens, p)) for p in percentiles} if len(n_tokens) else {}
     return {
         "rows": int(keep.sum()),

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 
 class TextEmbedder:
+    """encoder: an ``Encoder`` or anything with ``encode(texts, batch_size, device, desc) -> (n, d)`` and ``dim``."""
+
     def __init__(self, encoder, batch_size: int = 64, cache: EmbeddingCache | None = None, device=None):
         self.encoder = encoder
         self.batch_size = int(batch_size)
@@ -31,6 +33,7 @@ class TextEmbedder:
         self._vectors: list[torch.Tensor] = []  # blocks of (n, d), unit norm
         self._fingerprint: str | None = None
         self.texts_encoded = 0  # how many texts went through the model (tests and reports read it)
+        self.label = ""  # what is being encoded for (a benchmark name), shown with the progress
         self.cache_hits = 0
 
     @property
@@ -41,7 +44,8 @@ class TextEmbedder:
 
     def _encode(self, texts: list[str]) -> torch.Tensor:
         self.texts_encoded += len(texts)
-        vectors = self.encoder.encode(texts, batch_size=self.batch_size, device=self.device)  # (n, d)
+        desc = f"encoding for {self.label}" if self.label else "encoding"
+        vectors = self.encoder.encode(texts, batch_size=self.batch_size, device=self.device, desc=desc)  # (n, d)
         return F.normalize(vectors.float(), dim=1)  # (n, d): cosine = dot product, whatever model.normalize says
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:

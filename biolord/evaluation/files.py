@@ -28,14 +28,25 @@ def default_evals_dir() -> Path:
     return Path(env).expanduser() if env else (REPO_ROOT.parent / "shared" / "evals")
 
 
+def working_dir() -> Path:
+    """The folder the user ran the command in: Hydra's original working directory inside a Hydra
+    job (which may have changed directory, ``hydra.job.chdir=true``), else the current one."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.cwd)
+    return Path.cwd()
+
+
 def resolve_file(path: str | os.PathLike, evals_dir: str | os.PathLike | None = None, what: str = "path") -> Path:
-    """An existing file: ``path`` as given (absolute or relative to the working directory), else under ``evals_dir``."""
+    """An existing file: ``path`` as given (absolute, or relative to the folder the command was run
+    in, see ``working_dir``), else under ``evals_dir``."""
     if path is None or str(path).strip() == "":
         raise BenchmarkFileError(f"{what} is empty; name a benchmark file")
     given = Path(os.path.expanduser(str(path)))
     candidates = [given]
     if not given.is_absolute():
-        candidates.append(Path(evals_dir or default_evals_dir()) / given)
+        candidates = [working_dir() / given, Path(evals_dir or default_evals_dir()) / given]
     for candidate in candidates:
         if candidate.is_file():
             return candidate.resolve()

@@ -23,11 +23,19 @@ def write_jsonl(results: list[dict], path: Path) -> Path:
     return path
 
 
+def scored(results: list[dict]) -> list[dict]:
+    """The records with scores (a benchmark that could not be read has an ``error`` record instead)."""
+    return [r for r in results if not r.get("error")]
+
+
 def markdown_table(results: list[dict]) -> str:
     """Rows: benchmark x metric; columns: models (in the order they were evaluated), one per
-    dimension when a model was scored at several sizes (``truncate_dims``)."""
+    dimension when a model was scored at several sizes (``truncate_dims``). A benchmark that could
+    not run has a ``not run`` row, and its reason is listed under the table."""
     if not results:
         return ""
+    failed = {r["benchmark"]: r["error"] for r in results if r.get("error")}
+    results = scored(results)
     labels = _columns(results)
     rows: dict[tuple[str, str], dict] = {}
     n_of: dict[str, int] = {}
@@ -43,18 +51,27 @@ def markdown_table(results: list[dict]) -> str:
         cells = [f"{values[c]:.2f}" if c in values else "–" for c in labels]
         n = n_of[bench] if n_of[bench] is not None else "–"
         lines.append(f"| {bench} | {metric} | {n} | " + " | ".join(cells) + " |")
+    for bench in failed:
+        lines.append(f"| {bench} | not run | – | " + " | ".join("error" for _ in labels) + " |")
     seconds = {}
     for r in results:
         seconds.setdefault(_column(r), {})[r["benchmark"]] = r["seconds"]
-    lines.append("")
-    lines.append("Seconds per benchmark: " + "; ".join(
-        f"{label}: " + ", ".join(f"{b} {s:.1f}" for b, s in seconds[c].items()) for c, label in labels.items()))
+    if seconds:
+        lines.append("")
+        lines.append("Seconds per benchmark: " + "; ".join(
+            f"{label}: " + ", ".join(f"{b} {s:.1f}" for b, s in seconds[c].items())
+            for c, label in labels.items() if c in seconds))
+    if failed:
+        lines.append("")
+        lines.append("Not run:")
+        lines += [f"- {bench}: {reason}" for bench, reason in failed.items()]
     return "\n".join(lines)
 
 
 def dimension_table(results: list[dict]) -> str:
     """One row per model x dimension, one column per benchmark (its primary metric); empty unless
     some model was scored at more than one size (Matryoshka: how much each size keeps)."""
+    results = scored(results)
     columns = _columns(results)
     if all(len({r.get("dim") for r in results if r["model"] == m}) < 2 for m in {r["model"] for r in results}):
         return ""
@@ -84,6 +101,7 @@ def _columns(results: list[dict]) -> dict[tuple[str, int | None], str]:
 
 def bar_chart(results: list[dict], path: Path) -> Path | None:
     """One group of bars per benchmark (its primary metric), one bar per model."""
+    results = scored(results)
     if not results:
         return None
     import matplotlib

@@ -1,12 +1,19 @@
 """``run(cfg)``: score one or several models on the configured benchmarks and write the results.
 
 Benchmarks are read once (files parsed, hashed, checked) before any model is loaded, so that a
-bad file fails in seconds; then each model is loaded, scored on every benchmark through one
+bad file is reported in seconds; then each model is loaded, scored on every benchmark through one
 ``TextEmbedder`` (each distinct text encoded once per model), and released.
+
+A benchmark that cannot be read (file missing, unparsable, bad spec) does not stop the others: it
+becomes an error row of the results (table, JSON lines, console) with the reason and the fix, and
+the rest are scored (held-out retrieval needs no file). ``strict=true`` then exits with status 1
+after writing the results, for scripts and CI that must notice; the default is to carry on, the
+way a user trying the suite without every public file wants it.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 import time
 from pathlib import Path
@@ -25,10 +32,47 @@ from biolord.evaluation.files import default_evals_dir
 log = logging.getLogger(__name__)
 
 
+# What reading a benchmark can raise for a reason in its files or spec (ValueError covers
+# BenchmarkFileError and UnicodeDecodeError; TypeError is a spec missing a required key).
+READ_ERRORS = (ValueError, OSError, TypeError, KeyError, csv.Error)
+
+
 def build_benchmarks(names, evals_dir=None, search_dirs=(), **context) -> list:
+    """Every benchmark, or the first error: for callers whose result needs all of them (a greedy
+    soup's score, the training callback)."""
     if not names:
         raise ValueError("benchmarks is empty; name at least one, e.g. benchmarks=[biosses,stsb]")
     return [registry.build(entry, evals_dir=evals_dir, search_dirs=search_dirs, **context) for entry in names]
+
+
+def build_benchmarks_or_errors(names, evals_dir=None, search_dirs=(), **context) -> tuple[list, list[dict]]:
+    """Each benchmark read on its own: ``(benchmarks, errors)``, an error being ``{benchmark, kind, error}``."""
+    if not names:
+        raise ValueError("benchmarks is empty; name at least one, e.g. benchmarks=[biosses,stsb]")
+    benches, errors = [], []
+    for entry in names:
+        start = time.perf_counter()
+        try:
+            bench = registry.build(entry, evals_dir=evals_dir, search_dirs=search_dirs, **context)
+        except READ_ERRORS as err:
+            name, kind = _entry_name(entry, search_dirs)
+            errors.append({"benchmark": name, "kind": kind, "error": f"{type(err).__name__}: {err}"})
+            log.error("benchmark %s not run: %s", name, err)
+            continue
+        log.info("benchmark %s (%s) read in %.1fs", bench.name, bench.kind, time.perf_counter() - start)
+        benches.append(bench)
+    return benches, errors
+
+
+def _entry_name(entry, search_dirs=()) -> tuple[str, str | None]:
+    """The name and kind a benchmark entry would have had, for its error row."""
+    try:
+        spec = registry.load_spec(entry, search_dirs)
+        return str(spec["name"]), spec.get("kind")
+    except READ_ERRORS:
+        if isinstance(entry, dict) or hasattr(entry, "get"):
+            return str(entry.get("name") or entry.get("kind") or entry), entry.get("kind")
+        return str(entry), None
 
 
 def evaluate_encoder(embedder: TextEmbedder, benchmarks: list, model_name: str) -> list[dict]:
@@ -37,6 +81,7 @@ def evaluate_encoder(embedder: TextEmbedder, benchmarks: list, model_name: str) 
     for bench in benchmarks:
         start = time.perf_counter()
         encoded_before = embedder.texts_encoded
+        embedder.label = bench.name
         out = bench.run(embedder)
         seconds = time.perf_counter() - start
         record = {
@@ -79,12 +124,18 @@ def run(cfg: DictConfig) -> list[dict]:
         return results
     evals_dir = Path(cfg.evals_dir).expanduser() if cfg.get("evals_dir") else default_evals_dir()
     data_cfg = cfg.get("data")
-    benches = build_benchmarks(list(cfg.benchmarks), evals_dir, cfg.get("benchmark_dirs") or (), data=data_cfg)
+    log.info("benchmark files are read from %s (evals_dir= or BIOLORD_EVALS_DIR)", evals_dir)
+    benches, errors = build_benchmarks_or_errors(list(cfg.benchmarks), evals_dir, cfg.get("benchmark_dirs") or (),
+                                                 data=data_cfg)
     cache = EmbeddingCache(cfg.cache_dir) if cfg.get("cache_dir") else None
     device = pick_device(cfg.get("device"))
     results: list[dict] = []
     for name in models:
         name = str(name)
+        failed = [{"model": name, **e} for e in errors]
+        if not benches:  # nothing readable: no model to load
+            results.extend(failed)
+            continue
         encoder = Encoder.load(name, pooling=cfg.get("pooling"), normalize=cfg.get("normalize"),
                                max_seq_length=cfg.get("max_seq_length")).to(device)
         log.info("model %s: pooling %s, max_seq_length %d, device %s",
@@ -100,11 +151,17 @@ def run(cfg: DictConfig) -> list[dict]:
         for r in records:
             r["settings"] = {"pooling": encoder.pooling, "max_seq_length": encoder.max_seq_length,
                              "normalize": encoder.normalize}
-        results.extend(records)
+        results.extend(records + failed)
         if cfg.get("update_model_card") and _is_local_folder(name):
             log.info("benchmark section written to %s", report.update_model_card(Path(name), records))
         del encoder, embedder
     _write(results, Path(cfg.output_dir))
+    if errors:
+        log.warning("%d of %d benchmarks not run: %s. Put their files in %s (or set evals_dir= / BIOLORD_EVALS_DIR)",
+                    len(errors), len(errors) + len(benches), ", ".join(e["benchmark"] for e in errors), evals_dir)
+        if cfg.get("strict"):
+            log.error("strict=true: exit status 1 because %d benchmark(s) could not run", len(errors))
+            raise SystemExit(1)
     return results
 
 
