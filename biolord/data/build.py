@@ -23,8 +23,6 @@ import itertools
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from importlib import metadata
@@ -32,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from biolord.atomic import atomic_folder
 from biolord.data.rows import CleaningReport, clean_rows
 from biolord.data.sources import source_rows
 from biolord.data.split import concept_key, concept_unit
@@ -119,11 +118,10 @@ def load_or_build(sources: list[dict], split_seed: int, cache_dir: str | os.Path
 def _build(sources: list[dict], split_seed: int, folder: Path) -> None:
     from datasets.arrow_writer import ArrowWriter
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     report = CleaningReport()
     terms_excluded: dict = {}
     labels = [source_label(e) for e in sources]
-    try:
+    with atomic_folder(folder) as tmp:
         writer = ArrowWriter(features=_features(), path=str(tmp / "rows.arrow"), writer_batch_size=10_000)
         for source_id, entry in enumerate(sources):
             stats: Counter = Counter()
@@ -151,12 +149,6 @@ def _build(sources: list[dict], split_seed: int, folder: Path) -> None:
         np.save(tmp / "keep.npy", keep)
         summary = {**report.summary(), "terms_excluded": terms_excluded, "sources": labels}
         (tmp / "done.json").write_text(json.dumps(summary, indent=2))
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 def _labelled(rows, label: str):
