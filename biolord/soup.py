@@ -177,12 +177,12 @@ def make_scorer(cfg, device=None) -> Scorer:
 
     Benchmarks are read once here, before any model is loaded, so that a bad file fails at once.
     """
-    from biolord.evaluation.files import default_evals_dir
+    from biolord.evaluation.files import evals_dir_or_default
     from biolord.evaluation.runner import build_benchmarks, evaluate_encoder
     from biolord.evaluation.embedder import TextEmbedder
 
     names = list(cfg.get("benchmarks") or [])
-    evals_dir = Path(cfg.evals_dir).expanduser() if cfg.get("evals_dir") else default_evals_dir()
+    evals_dir = evals_dir_or_default(cfg.get("evals_dir"))
     benches = build_benchmarks(names, evals_dir, cfg.get("benchmark_dirs") or (), data=cfg.get("data"))
     batch_size = int(cfg.get("batch_size") or 64)
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-CONF = str(Path(__file__).resolve().parents[2] / "conf")
+from biolord.config_dir import config_dir
 
 
-@hydra.main(version_base="1.3", config_path=CONF, config_name="train")
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def main(cfg: DictConfig) -> None:
     from transformers import AutoTokenizer
 

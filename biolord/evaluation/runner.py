@@ -20,7 +20,7 @@ from biolord.evaluation import benchmarks as registry
 from biolord.evaluation import report
 from biolord.evaluation.cache import EmbeddingCache
 from biolord.evaluation.embedder import TextEmbedder
-from biolord.evaluation.files import default_evals_dir
+from biolord.evaluation.files import evals_dir_or_default
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def run(cfg: DictConfig) -> list[dict]:
     models = list(cfg.get("models") or [])
     if not models:
         raise ValueError("no model to evaluate; give model=<folder or hub id> or models=[a,b]")
-    evals_dir = Path(cfg.evals_dir).expanduser() if cfg.get("evals_dir") else default_evals_dir()
+    evals_dir = evals_dir_or_default(cfg.get("evals_dir"))
     data_cfg = cfg.get("data")
     benches = build_benchmarks(list(cfg.benchmarks), evals_dir, cfg.get("benchmark_dirs") or (), data=data_cfg)
     cache = EmbeddingCache(cfg.cache_dir) if cfg.get("cache_dir") else None
