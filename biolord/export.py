@@ -81,17 +81,11 @@ def write_model_files(encoder: Encoder, folder: Path, card: str | None) -> None:
 
 
 def default_card(encoder: Encoder, extra: str = "") -> str:
-    return (
-        "---\nlibrary_name: sentence-transformers\npipeline_tag: sentence-similarity\n"
-        "tags: [sentence-transformers, biomedical, biolord]\n---\n\n"
-        f"# biolord model\n\nTrained with [biolord](https://github.com/) from `{encoder.source}`.\n\n"
-        f"- pooling: {encoder.pooling}, L2-normalised: {encoder.normalize}, "
-        f"max_seq_length: {encoder.max_seq_length}, dimension: {encoder.dim}\n\n"
-        "```python\nfrom sentence_transformers import SentenceTransformer\n"
-        "model = SentenceTransformer('path/to/this/folder')\n"
-        "embeddings = model.encode(['Wilson disease', 'hepatolenticular degeneration'])\n```\n"
-        f"{extra}"
-    )
+    """The card of a folder written outside a training run (a conversion, a test): biolord.card's generator."""
+    from biolord import card
+
+    return card.model_card(title="biolord model", summary=f"Written by biolord from `{encoder.source}`.",
+                           model_facts=card.encoder_facts(encoder), base_model=encoder.source, sections=[extra])
 
 
 def _dump(path: Path, obj) -> None:
