@@ -174,7 +174,7 @@ def model_card(
     hub_base, base_licence, _ = base_model_facts(base_model)
     project_url = project_url or PROJECT_URL
     data = ModelCardData(
-        model_name=title,
+        model_name=title if scores else None,  # the model-index entry's name; no stray key without one
         base_model=hub_base,
         datasets=list(dict.fromkeys([c.dataset for c in credits] + list(extra_datasets))) or None,
         language=list(dict.fromkeys(languages)),
