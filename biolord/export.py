@@ -3,42 +3,38 @@
 The folder uses the classic layout (transformer files at the root, ``1_Pooling/``,
 ``2_Normalize/``, ``modules.json``, ``sentence_bert_config.json``) that every
 sentence-transformers release since 2.x reads, with weights as safetensors. It is written into a
-temporary sibling folder and renamed into place, so an interrupted export never leaves a
-half-written model behind.
+temporary sibling folder and renamed into place (``biolord.atomic``), so an interrupted export
+never leaves a half-written model behind, and it gets the permissions the umask gives any folder.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
+from typing import Callable
 
+from biolord.atomic import atomic_folder
 from biolord.encoder import Encoder
 
 
-def export_sentence_transformers(encoder: Encoder, path: str | os.PathLike, card: str | None = None) -> Path:
-    """Write ``encoder`` to ``path`` (replaced if it exists); ``card`` becomes README.md."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        _write(encoder, tmp, card)
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return target
+def export_sentence_transformers(
+    encoder: Encoder, path: str | os.PathLike, card: str | None = None, finish: Callable[[Path], None] | None = None
+) -> Path:
+    """Write ``encoder`` to ``path`` (replaced if it exists); ``card`` becomes README.md.
+
+    ``finish(folder)`` adds files of the caller's own (a projection, prompts) before the folder
+    is put in place, so that those are part of the same atomic write.
+    """
+    with atomic_folder(path) as tmp:
+        write_model_files(encoder, tmp, card)
+        if finish is not None:
+            finish(tmp)
+    return Path(path)
 
 
-def _write(encoder: Encoder, folder: Path, card: str | None) -> None:
+def write_model_files(encoder: Encoder, folder: Path, card: str | None) -> None:
+    """The sentence-transformers files of ``encoder`` into an existing (empty) ``folder``; not atomic."""
     import sentence_transformers
     import torch
     import transformers
@@ -85,17 +81,11 @@ def _write(encoder: Encoder, folder: Path, card: str | None) -> None:
 
 
 def default_card(encoder: Encoder, extra: str = "") -> str:
-    return (
-        "---\nlibrary_name: sentence-transformers\npipeline_tag: sentence-similarity\n"
-        "tags: [sentence-transformers, biomedical, biolord]\n---\n\n"
-        f"# biolord model\n\nTrained with [biolord](https://github.com/) from `{encoder.source}`.\n\n"
-        f"- pooling: {encoder.pooling}, L2-normalised: {encoder.normalize}, "
-        f"max_seq_length: {encoder.max_seq_length}, dimension: {encoder.dim}\n\n"
-        "```python\nfrom sentence_transformers import SentenceTransformer\n"
-        "model = SentenceTransformer('path/to/this/folder')\n"
-        "embeddings = model.encode(['Wilson disease', 'hepatolenticular degeneration'])\n```\n"
-        f"{extra}"
-    )
+    """The card of a folder written outside a training run (a conversion, a test): biolord.card's generator."""
+    from biolord import card
+
+    return card.model_card(title="biolord model", summary=f"Written by biolord from `{encoder.source}`.",
+                           model_facts=card.encoder_facts(encoder), base_model=encoder.source, sections=[extra])
 
 
 def _dump(path: Path, obj) -> None:

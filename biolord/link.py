@@ -25,6 +25,7 @@ import time
 import hydra
 from omegaconf import DictConfig
 
+from biolord.config_dir import config_dir
 from biolord.encoder import Encoder
 from biolord.evaluation.cache import EmbeddingCache
 from biolord.evaluation.cli import rewrite_model_argument
@@ -77,7 +78,7 @@ def run(cfg: DictConfig) -> list[list[dict]]:
     return results
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="link")
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="link")
 def main(cfg: DictConfig) -> None:
     from biolord.console import session
 

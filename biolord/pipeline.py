@@ -24,7 +24,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from biolord.evaluation.files import REPO_ROOT
+from biolord.config_dir import config_dir
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def compose_entry(config_name: str, overrides: list[str]) -> DictConfig:
 
     if GlobalHydra.instance().is_initialized():  # inside pipeline.py's @hydra.main: same conf/ search path
         return compose(config_name=config_name, overrides=overrides)
-    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         return compose(config_name=config_name, overrides=overrides)
 
 

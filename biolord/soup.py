@@ -181,12 +181,12 @@ def make_scorer(cfg, device=None) -> Scorer:
 
     Benchmarks are read once here, before any model is loaded, so that a bad file fails at once.
     """
-    from biolord.evaluation.files import default_evals_dir
+    from biolord.evaluation.files import evals_dir_or_default
     from biolord.evaluation.runner import build_benchmarks, evaluate_encoder
     from biolord.evaluation.embedder import TextEmbedder
 
     names = list(cfg.get("benchmarks") or [])
-    evals_dir = Path(cfg.evals_dir).expanduser() if cfg.get("evals_dir") else default_evals_dir()
+    evals_dir = evals_dir_or_default(cfg.get("evals_dir"))
     benches = build_benchmarks(names, evals_dir, cfg.get("benchmark_dirs") or (), data=cfg.get("data"))
     batch_size = int(cfg.get("batch_size") or 64)
 
@@ -225,7 +225,7 @@ def run(cfg: DictConfig) -> dict:
         )
 
     from biolord.evaluation.runner import pick_device
-    from biolord.export import default_card, export_sentence_transformers
+    from biolord.export import export_sentence_transformers
 
     device = pick_device(cfg.get("device"))
     scorer = make_scorer(cfg, device) if wants_score else None
@@ -255,8 +255,7 @@ def run(cfg: DictConfig) -> dict:
         result = scorer(encoder, "soup")
         soup.score, soup.metrics = result["score"], result["metrics"]
     encoder.source = f"a {method} soup of {len(specs)} models"
-    card = default_card(encoder, extra=model_card_section(cfg, soup))
-    model_dir = export_sentence_transformers(encoder.cpu(), output_dir / "model", card)
+    model_dir = export_sentence_transformers(encoder.cpu(), output_dir / "model", soup_card(cfg, encoder, soup))
     summary = {"event": "final", "method": method, "alpha": cfg.get("alpha") if method == "interpolate" else None,
                "ingredients": [r["name"] for r in soup.ingredients], "weights": [r["weight"] for r in soup.ingredients],
                "score": soup.score, "metrics": soup.metrics, "model_dir": str(model_dir),
@@ -290,6 +289,41 @@ def _output_settings(cfg, soup: Soup) -> dict:
                 raise SoupError(f"the inputs disagree on {key}: {values}; set {key}= to choose one for the soup")
             log.warning("the inputs disagree on max_seq_length %s; the soup keeps the first one's", values)
         out[key] = soup.first.settings[key]
+    return out
+
+
+def soup_card(cfg, encoder: Encoder, soup: Soup) -> str:
+    """The soup's README.md: biolord.card's generator; base model and data from the ingredients' own cards."""
+    from biolord import card
+
+    datasets = [d for r in soup.ingredients for d in card.base_model_facts(r["path"])[2]]
+    primary = _primary_metrics(cfg)
+    scores = card.benchmark_scores({b: {primary.get(b, "score"): v} for b, v in (soup.metrics or {}).items()})
+    return card.model_card(
+        title=f"biolord {cfg.get('method')} soup",
+        summary=f"Weight average of {len(soup.ingredients)} biolord models (Wortsman et al. 2022, model soups).",
+        model_facts=card.encoder_facts(encoder),
+        base_model=soup.first.template,
+        extra_datasets=datasets,
+        scores=scores,
+        sections=[model_card_section(cfg, soup)],
+        tags=["model-soup"],
+        license=OmegaConf.select(cfg, "card.license") if isinstance(cfg, DictConfig) else None,
+        project_url=OmegaConf.select(cfg, "card.project_url") if isinstance(cfg, DictConfig) else None,
+    )
+
+
+def _primary_metrics(cfg) -> dict[str, str]:
+    """{benchmark name: its primary metric} for the benchmarks the soup was scored on."""
+    from biolord.evaluation.benchmarks import KINDS, BenchmarkFileError, load_spec
+
+    out = {}
+    for entry in cfg.get("benchmarks") or []:
+        try:
+            spec = load_spec(entry, cfg.get("benchmark_dirs") or ())
+        except BenchmarkFileError:
+            continue
+        out[spec["name"]] = KINDS[spec["kind"]].primary
     return out
 
 

@@ -121,7 +121,9 @@ class Student(nn.Module):
     # ---- export -------------------------------------------------------------------------------
     def export(self, path, card: str) -> Path:
         """A sentence-transformers folder giving the vectors ``encode`` gives (prefix and projection included)."""
-        folder = export_sentence_transformers(self.encoder, path, card)
+        return export_sentence_transformers(self.encoder, path, card, finish=self._add_own_modules)
+
+    def _add_own_modules(self, folder: Path) -> None:
         if self.projection is not None:
             _add_dense(folder, self.projection, self.normalize)
         if self.prefix:
@@ -130,7 +132,6 @@ class Student(nn.Module):
             cfg["prompts"] = {PROMPT_NAME: self.prefix}
             cfg["default_prompt_name"] = PROMPT_NAME
             cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
-        return folder
 
 
 def _freeze_bottom(encoder: Encoder, n: int) -> None:

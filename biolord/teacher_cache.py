@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -30,6 +29,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from biolord.atomic import atomic_file
 from biolord.console import Progress
 from biolord.evaluation.cache import encoder_fingerprint, texts_hash
 
@@ -169,17 +169,9 @@ class TeacherCache:
             self._write_shard([texts[i] for i in fresh], vectors[fresh])
 
     def _write_shard(self, texts: list[str], vectors: torch.Tensor) -> Path:
-        self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{texts_hash(texts)}.safetensors"
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=self.folder)
-        os.close(fd)
-        try:
-            save_file({"embeddings": vectors.float().contiguous()}, tmp, metadata={"texts": json.dumps(texts)})
-            os.chmod(tmp, 0o644)  # shared like any cache file
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        with atomic_file(path) as tmp:
+            save_file({"embeddings": vectors.float().contiguous()}, str(tmp), metadata={"texts": json.dumps(texts)})
         return path
 
     def _read_shards(self) -> None:

@@ -23,7 +23,8 @@ from biolord.data.datamodule import PairDataModule
 from biolord.encoder import Encoder
 from biolord.evaluation.benchmark_callback import BenchmarkCallback
 from biolord.evaluation.callback import HeldOutRetrievalCallback
-from biolord.export import default_card, export_sentence_transformers
+from biolord import card
+from biolord.export import export_sentence_transformers
 from biolord.loggers import finish_loggers, instantiate_loggers, log_config, log_model_artifact
 from biolord.phases import phase_class
 from biolord.progress_bar import StepProgressBar
@@ -81,7 +82,8 @@ def run(cfg: DictConfig) -> dict:
     bench_history = bench.history if bench else []
     result = {"output_dir": str(output_dir), "history": evaluation.history, "bench_history": bench_history}
     if trainer.is_global_zero:
-        result.update(_report(cfg, encoder, evaluation.history, bench_history, output_dir, time.perf_counter() - start))
+        kept = datamodule.report.get("kept", {})
+        result.update(_report(cfg, encoder, evaluation.history, bench_history, output_dir, time.perf_counter() - start, kept))
         if cfg.get("wandb_artifact") and "model_dir" in result:
             log_model_artifact(trainer.loggers, result["model_dir"], f"biolord-{cfg.phase.name}")
     finish_loggers(trainer.loggers)
@@ -109,7 +111,8 @@ def resume_path(cfg, output_dir: Path) -> str | None:
     return str(value)
 
 
-def _report(cfg, encoder: Encoder, history: list[dict], bench_history: list[dict], output_dir: Path, seconds: float) -> dict:
+def _report(cfg, encoder: Encoder, history: list[dict], bench_history: list[dict], output_dir: Path, seconds: float,
+            rows_kept: dict | None = None) -> dict:
     table = before_after_table(history)
     if table:
         print("\nHeld-out name -> definition retrieval (concepts never seen in training):\n" + table)
@@ -118,18 +121,47 @@ def _report(cfg, encoder: Encoder, history: list[dict], bench_history: list[dict
         print("\nBenchmarks:\n" + bench_table)
     out: dict = {"seconds": round(seconds, 1)}
     if cfg.export and not cfg.trainer.get("fast_dev_run"):
-        extra = f"\n## Held-out retrieval\n\n{table}\n" if table else ""
-        extra += f"\n## Benchmarks\n\n{bench_table}\n" if bench_table else ""
         dims = OmegaConf.select(cfg, "phase.loss.matryoshka_dims")  # the card says which sizes were trained
-        extra += matryoshka.card_section(dims)
-        card = matryoshka.tag_card(default_card(encoder, extra=extra), dims)
-        card += "\n## Training configuration\n\n```yaml\n" + OmegaConf.to_yaml(cfg, resolve=True) + "```\n"
-        out["model_dir"] = str(export_sentence_transformers(encoder, output_dir / "model", card))
+        card_text = matryoshka.tag_card(training_card(cfg, encoder, history, bench_history, rows_kept, table, bench_table), dims)
+        out["model_dir"] = str(export_sentence_transformers(encoder, output_dir / "model", card_text))
         log.info("sentence-transformers model written to %s", out["model_dir"])
     (output_dir / "metrics.json").write_text(
         json.dumps({"heldout_retrieval": history, "benchmarks": bench_history, **out}, indent=2)
     )
     return out
+
+
+PHASE_SUMMARY = {
+    "contrastive": "Contrastive phase of BioLORD-2023: concept names pulled towards their definitions and "
+                   "knowledge-graph descriptions (InfoNCE over in-batch negatives).",
+    "self_distill": "Self-distillation phase of BioLORD-2023: the student keeps the contrastive teacher's similarities "
+                    "while training on the concept pairs again.",
+}
+
+
+def training_card(cfg, encoder: Encoder, history: list[dict], bench_history: list[dict], rows_kept: dict | None,
+                  table: str, bench_table: str) -> str:
+    """The exported model's README.md: biolord.card's generator with this run's facts."""
+    phase = cfg.phase.name
+    _, _, inherited = card.base_model_facts(encoder.source)  # a self-distilled model keeps its teacher's data
+    sections = [f"## Held-out retrieval\n\nName -> definition retrieval on concepts never seen in training.\n\n{table}"
+                if table else "",
+                f"## Benchmarks\n\nAt the first and the last evaluation of the run.\n\n{bench_table}" if bench_table else "",
+                matryoshka.card_section(OmegaConf.select(cfg, "phase.loss.matryoshka_dims")).strip()]
+    return card.model_card(
+        title=f"biolord {phase.replace('_', '-')} model",
+        summary=PHASE_SUMMARY.get(phase, f"Trained by the {phase} phase of biolord."),
+        model_facts=card.encoder_facts(encoder),
+        base_model=encoder.source,
+        credits=card.data_credits(cfg.data.sources, rows_kept),
+        extra_datasets=inherited,
+        scores=card.heldout_scores(history[-1] if history else None)
+        + card.benchmark_scores(card.last_benchmarks(bench_history)),
+        sections=sections,
+        config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+        license=OmegaConf.select(cfg, "card.license"),
+        project_url=OmegaConf.select(cfg, "card.project_url"),
+    )
 
 
 def before_after_table(history: list[dict]) -> str:

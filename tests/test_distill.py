@@ -93,7 +93,15 @@ def test_run_end_to_end_with_cache_export_and_report(distill_cfg, tmp_path):
     assert result["teacher_texts_encoded_before_training"] > 0
     model_dir = Path(result["model_dir"])
     card = (model_dir / "README.md").read_text()
-    assert "language: [de, en, fr]" in card and "languages: en, de, fr" in card and "→ teacher as loaded | → teacher step 8" in card
+    assert "languages: en, de, fr" in card and "→ teacher as loaded | → teacher step 8" in card
+    from huggingface_hub import ModelCard
+
+    data = ModelCard.load(model_dir / "README.md").data
+    assert data.language == ["en", "de", "fr"] and "multilingual" in data.tags
+    got = {(r.dataset_config, r.metric_type): r.metric_value for r in data.eval_results}
+    assert got[("de", "cosine_accuracy@1")] == last["metrics"]["de"]["acc@1"]
+    assert got[("fr", "mse_x100_to_teacher")] == last["metrics"]["fr"]["mse"]
+    assert len(got) == 4 * len(last["metrics"])
     assert (tmp_path / "run" / "metrics.json").exists() and (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
     # a second run reads every teacher vector from the disk cache
     again = run(distill_cfg(f"paths.output_dir={tmp_path / 'run2'}", "trainer.max_steps=1", "export=false"))

@@ -106,3 +106,19 @@ def test_benchmarks_run_during_training_and_reach_the_card(tiny_train_cfg, tmp_p
     assert {"bench/toy/spearman", "bench/heldout/acc@1"} <= set(result["bench_history"][0])
     card = (tmp_path / "run" / "model" / "README.md").read_text()
     assert "## Benchmarks" in card and "toy/spearman" in card
+    # the Hub metadata: parsed as the Hub parses it, model-index = the figures the run measured
+    from huggingface_hub import ModelCard
+
+    data = ModelCard.load(tmp_path / "run" / "model" / "README.md").data
+    assert data.library_name == "sentence-transformers" and data.pipeline_tag == "sentence-similarity"
+    assert data.language == ["en"] and data.datasets == ["tiny.obo"] and data.license == "other"  # a local base model
+    assert {"sentence-transformers", "biomedical", "biolord", "feature-extraction"} <= set(data.tags)
+    assert data.widget[0]["source_sentence"] and data.base_model is None  # a local folder is no hub id
+    measured = {("biolord-heldout", "cosine_accuracy@1"): result["history"][-1]["acc@1"],
+                ("biolord-heldout", "cosine_mrr"): result["history"][-1]["mrr"]}
+    last = result["bench_history"][-1]
+    measured.update({("toy", "spearman_cosine"): last["bench/toy/spearman"], ("toy", "pearson_cosine"): last["bench/toy/pearson"],
+                     ("heldout", "cosine_accuracy@1"): last["bench/heldout/acc@1"], ("heldout", "cosine_mrr"): last["bench/heldout/mrr"]})
+    assert {(r.dataset_type, r.metric_type): r.metric_value for r in data.eval_results} == measured
+    assert "doi = {10.1093/jamia/ocae029}" in card and "https://github.com/)" not in card
+    assert "(https://pypi.org/project/biolord-embed/)" in card

@@ -10,10 +10,10 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-CONF = str(Path(__file__).resolve().parents[2] / "conf")
+from biolord.config_dir import config_dir
 
 
-@hydra.main(version_base="1.3", config_path=CONF, config_name="data_stats")
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="data_stats")
 def main(cfg: DictConfig) -> None:
     from biolord.console import session
 

@@ -23,8 +23,6 @@ import itertools
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -33,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from biolord.atomic import atomic_folder
 from biolord.console import Progress, format_seconds
 from biolord.data.rows import CleaningReport, clean_rows
 from biolord.data.sources import source_rows
@@ -136,7 +135,6 @@ def _build(sources: list[dict], split_seed: int, folder: Path) -> None:
     from datasets.arrow_writer import ArrowWriter
 
     start = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     report = CleaningReport()
     terms_excluded: dict = {}
     read_leniently: dict = {}
@@ -147,7 +145,7 @@ def _build(sources: list[dict], split_seed: int, folder: Path) -> None:
                 "data.sources[%d] (%s): the name %r is taken by an earlier source; reported as %r (set name: to choose one)",
                 i, entry.get("path") or entry.get("type"), source_label(entry), label,
             )
-    try:
+    with atomic_folder(folder) as tmp:
         writer = ArrowWriter(features=_features(), path=str(tmp / "rows.arrow"), writer_batch_size=10_000)
         for source_id, entry in enumerate(sources):
             stats: Counter = Counter()
@@ -181,14 +179,8 @@ def _build(sources: list[dict], split_seed: int, folder: Path) -> None:
         np.save(tmp / "keep.npy", keep)
         summary = {**report.summary(), "terms_excluded": terms_excluded, "read_leniently": read_leniently, "sources": labels}
         (tmp / "done.json").write_text(json.dumps(summary, indent=2))
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-        log.info("data: built %s (%d rows, %d duplicates dropped) in %s", folder, len(keep), int((~keep).sum()),
-                 format_seconds(time.perf_counter() - start))
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    log.info("data: built %s (%d rows, %d duplicates dropped) in %s", folder, len(keep), int((~keep).sum()),
+             format_seconds(time.perf_counter() - start))
 
 
 def _labelled(rows, label: str):

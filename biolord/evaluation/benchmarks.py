@@ -14,7 +14,8 @@ from typing import Any, Iterable
 from omegaconf import DictConfig, OmegaConf
 
 from biolord.evaluation.crosslingual import CrossLingualBenchmark
-from biolord.evaluation.files import REPO_ROOT, BenchmarkFileError
+from biolord.config_dir import config_dir
+from biolord.evaluation.files import BenchmarkFileError
 from biolord.evaluation.heldout import HeldOutBenchmark
 from biolord.evaluation.linking import LinkingBenchmark
 from biolord.evaluation.pairs import PairBenchmark
@@ -25,7 +26,7 @@ KINDS = {
     "heldout": HeldOutBenchmark,
     "crosslingual": CrossLingualBenchmark,
 }
-PRESET_DIR = REPO_ROOT / "conf" / "benchmark"
+PRESET_DIR = config_dir() / "benchmark"
 
 
 def load_spec(entry: Any, search_dirs: Iterable[str | Path] = ()) -> dict:
@@ -53,9 +54,14 @@ def load_spec(entry: Any, search_dirs: Iterable[str | Path] = ()) -> dict:
     return spec
 
 
+def without_sources(spec: dict) -> dict:
+    """The spec less its ``source`` entries (where ``python -m biolord.fetch`` gets a file), which readers never see."""
+    return {k: without_sources(v) if isinstance(v, dict) else v for k, v in spec.items() if k != "source"}
+
+
 def build(entry: Any, evals_dir=None, search_dirs: Iterable = (), **context):
     """One benchmark object; ``context`` passes run-wide objects (``data``, ``heldout``) to kinds that want them."""
-    spec = load_spec(entry, search_dirs)
+    spec = without_sources(load_spec(entry, search_dirs))
     cls = KINDS[spec.pop("kind")]
     if cls is HeldOutBenchmark:
         spec.update({k: v for k, v in context.items() if v is not None})

@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import torch
+
+from biolord.atomic import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +66,6 @@ class EmbeddingCache:
     def save(self, fingerprint: str, texts: Sequence[str], vectors: torch.Tensor) -> Path:
         """Written to a temporary file and renamed: concurrent readers never see half a file."""
         path = self.path(fingerprint, texts)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_file(path) as tmp:
             torch.save(vectors.contiguous(), tmp)
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is shared like any cache file
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
         return path

@@ -8,11 +8,12 @@ name (``model=minilm``) is replaced by the ``name_or_path`` it holds.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from omegaconf import OmegaConf
 
-MODEL_PRESETS = Path(__file__).resolve().parents[2] / "conf" / "model"
+from biolord.config_dir import config_dir
+
+MODEL_PRESETS = config_dir() / "model"
 
 
 def _quoted(value: str) -> str:

@@ -1,7 +1,8 @@
 """Benchmark files: where they live, how they are read, and the hash that pins a result to them.
 
-Public benchmark files are never shipped with the project; they are read from ``evals_dir``
-(``BIOLORD_EVALS_DIR``, else ``<repo>/../shared/evals``) or from any path a config names. Every
+Public benchmark files are never shipped with the project; ``python -m biolord.fetch`` downloads
+them (or checks copies placed by hand) into ``evals_dir``: ``BIOLORD_EVALS_DIR``, else
+``<paths.cache_dir>/evals`` (``~/.cache/biolord/evals``); any path a config names works too. Every
 reading error names the file and the fix, so that a user adding a new benchmark by config sees
 what is wrong with the file or the config rather than a KeyError.
 """
@@ -14,8 +15,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 QUOTING = {"minimal": csv.QUOTE_MINIMAL, "none": csv.QUOTE_NONE}
 
 
@@ -24,8 +23,20 @@ class BenchmarkFileError(ValueError):
 
 
 def default_evals_dir() -> Path:
+    """``BIOLORD_EVALS_DIR``, else ``<cache_dir>/evals`` with ``cache_dir`` as conf/paths/default.yaml sets it."""
     env = os.environ.get("BIOLORD_EVALS_DIR")
-    return Path(env).expanduser() if env else (REPO_ROOT.parent / "shared" / "evals")
+    if env:
+        return Path(env).expanduser()
+    from omegaconf import OmegaConf
+
+    from biolord.config_dir import config_dir
+
+    paths = OmegaConf.load(config_dir() / "paths" / "default.yaml")
+    return Path(str(paths.cache_dir)).expanduser() / "evals"
+
+
+def evals_dir_or_default(evals_dir: str | os.PathLike | None) -> Path:
+    return Path(os.path.expanduser(str(evals_dir))) if evals_dir else default_evals_dir()
 
 
 def working_dir() -> Path:
@@ -46,14 +57,16 @@ def resolve_file(path: str | os.PathLike, evals_dir: str | os.PathLike | None = 
     given = Path(os.path.expanduser(str(path)))
     candidates = [given]
     if not given.is_absolute():
-        candidates = [working_dir() / given, Path(evals_dir or default_evals_dir()) / given]
+        candidates = [working_dir() / given, evals_dir_or_default(evals_dir) / given]
     for candidate in candidates:
         if candidate.is_file():
             return candidate.resolve()
     tried = ", ".join(str(c) for c in candidates)
     raise BenchmarkFileError(
-        f"{what}={path}: file not found (tried {tried}). Give an existing file, or set evals_dir= "
-        "(or the BIOLORD_EVALS_DIR environment variable) to the folder that holds the benchmark files"
+        f"{what}={path}: file not found (tried {tried}). The benchmark files are not shipped: run "
+        f"`python -m biolord.fetch evals_dir={evals_dir_or_default(evals_dir)}` to download them (or place them "
+        "there by hand and check them with `python -m biolord.fetch check=true`), give an existing file, or set "
+        "evals_dir= (or the BIOLORD_EVALS_DIR environment variable) to the folder that holds them"
     )
 
 

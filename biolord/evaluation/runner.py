@@ -27,7 +27,7 @@ from biolord.evaluation import benchmarks as registry
 from biolord.evaluation import report
 from biolord.evaluation.cache import EmbeddingCache
 from biolord.evaluation.embedder import TextEmbedder, TruncatedEmbedder
-from biolord.evaluation.files import default_evals_dir
+from biolord.evaluation.files import evals_dir_or_default
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def run(cfg: DictConfig) -> list[dict]:
                                  pick_device(cfg.get("device")), truncate_dims)
         _write(results, Path(cfg.output_dir))
         return results
-    evals_dir = Path(cfg.evals_dir).expanduser() if cfg.get("evals_dir") else default_evals_dir()
+    evals_dir = evals_dir_or_default(cfg.get("evals_dir"))
     data_cfg = cfg.get("data")
     log.info("benchmark files are read from %s (evals_dir= or BIOLORD_EVALS_DIR)", evals_dir)
     benches, errors = build_benchmarks_or_errors(list(cfg.benchmarks), evals_dir, cfg.get("benchmark_dirs") or (),

