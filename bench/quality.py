@@ -176,7 +176,9 @@ def run_sentence_transformers(args, base: str, data_cfg, budget: float, out: Pat
 
 
 # ---- evaluation and the table ------------------------------------------------------------------
-def evaluate(models: dict[str, str], data_cfg, out: Path, benchmarks: list[str]) -> list[dict]:
+def evaluate(models: dict[str, str], data_cfg, out: Path, benchmarks: list[str], max_seq_length: int = 128) -> list[dict]:
+    """Every model scored by one evaluator: the same benchmarks and the same max length (a model's own
+    setting would differ between rows: the base model's folder says 256, the trained ones 64)."""
     from biolord.pipeline import compose_entry
     from biolord.evaluation.runner import run
 
@@ -186,6 +188,7 @@ def evaluate(models: dict[str, str], data_cfg, out: Path, benchmarks: list[str])
     cfg.data = data_cfg
     cfg.output_dir = str(out)
     cfg.update_model_card = False
+    cfg.max_seq_length = max_seq_length
     (out / "results.jsonl").unlink(missing_ok=True)
     results = run(cfg)
     labels = {v: k for k, v in models.items()}
@@ -222,6 +225,7 @@ def main() -> None:
     parser.add_argument("--st-precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--max-seq-length", type=int, default=64)
     parser.add_argument("--benchmarks", nargs="+", default=BENCHMARKS)
+    parser.add_argument("--eval-max-seq-length", type=int, default=128, help="one max length for every model scored")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -246,7 +250,7 @@ def main() -> None:
         st = run_sentence_transformers(args, base, data_cfg, budget, out / "sentence-transformers")
         print(f"(a) sentence-transformers: {st['seconds']:.0f} s, {st['steps']} steps ({st['pairs']} pairs)")
         results = evaluate({"base": base, "sentence-transformers": st["model_dir"]}, data_cfg,
-                           out / "evaluation", list(args.benchmarks))
+                           out / "evaluation", list(args.benchmarks), args.eval_max_seq_length)
         from biolord.pipeline import primary_table
 
         (out / "quality.md").write_text(primary_table(results) + "\n")
@@ -269,7 +273,7 @@ def main() -> None:
           f"({st['pairs']} pairs, {st['precision']})")
 
     models = {"base": base, "sentence-transformers": st["model_dir"], "biolord": str(b_model)}
-    results = evaluate(models, data_cfg, out / "evaluation", list(args.benchmarks))
+    results = evaluate(models, data_cfg, out / "evaluation", list(args.benchmarks), args.eval_max_seq_length)
     from biolord.evaluation import report
     from biolord.pipeline import primary_table
 

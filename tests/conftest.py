@@ -135,6 +135,7 @@ def tiny_train_cfg(tmp_path, tiny_model_dir, tiny_obo):
                 f"paths.cache_dir={tmp_path / 'cache'}",
                 "logger=csv",
                 "trainer.max_steps=3",
+                "trainer.precision=32-true",  # exact comparisons; the bf16 default has its own test
                 "trainer.log_every_n_steps=1",
                 "trainer.enable_progress_bar=false",
                 "eval.every_n_steps=2",

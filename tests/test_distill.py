@@ -209,6 +209,15 @@ def test_procrustes_run_starts_with_the_students_own_cross_lingual_score(distill
         run(distill_cfg("student.projection_init=svd"))
 
 
+def test_bf16_with_clipping_and_the_fused_optimizer(distill_cfg):
+    """bf16-mixed (the contrastive phase's CPU default) with gradient clipping: the phases share one
+    clipping hook, which Lightning's precision plugin would otherwise refuse for the fused AdamW."""
+    result = run(distill_cfg("trainer.precision=bf16-mixed", "trainer.gradient_clip_val=1.0", "trainer.max_steps=3",
+                             "export=false"))
+    after = result["history"][-1]["metrics"]
+    assert all(torch.isfinite(torch.tensor(after[lang]["mse"])) for lang in ("de", "fr"))
+
+
 def test_different_dimensions_fail_clearly_or_get_a_projection(distill_cfg, tiny_student_16):
     with pytest.raises(DimensionMismatchError, match=r"16-d vectors, the teacher 32-d; set student.projection=true"):
         run(distill_cfg(f"student.name_or_path={tiny_student_16}", "student.projection=false"))

@@ -47,6 +47,29 @@ def test_short_run_writes_checkpoint_and_loadable_model(tiny_train_cfg, tmp_path
     assert "Held-out retrieval" in (out / "model" / "README.md").read_text()
 
 
+def test_bf16_default_trains_and_exports_float32(tiny_train_cfg, tmp_path):
+    """The CPU default (bf16 autocast, fused AdamW, clipping): the weights move, the loss stays finite,
+    and the export is a float32 folder that reproduces the trained encoder's vectors."""
+    from safetensors.torch import load_file
+    from sentence_transformers import SentenceTransformer
+
+    from biolord.encoder import Encoder
+    from biolord.pipeline import compose_entry
+
+    assert compose_entry("train", []).trainer.precision == "bf16-mixed"  # what `python train.py` uses
+    cfg = tiny_train_cfg("trainer.precision=bf16-mixed", "trainer.max_steps=4")
+    result = run(cfg)
+    assert all(torch.isfinite(torch.tensor(h["acc@1"])) for h in result["history"])
+    out = tmp_path / "run"
+    weights = load_file(str(next((out / "model").glob("*.safetensors"))))
+    assert {t.dtype for t in weights.values()} == {torch.float32}
+    base = Encoder.load(cfg.model.name_or_path, max_seq_length=cfg.model.max_seq_length)
+    trained = SentenceTransformer(str(out / "model"), device="cpu")
+    texts = ["heart disease one", "A rare disorder of the liver."]
+    moved = (base.encode(texts) - trained.encode(texts, convert_to_tensor=True).cpu()).abs().max().item()
+    assert moved > 1e-4  # four bf16 steps changed the model
+
+
 def test_missing_model_path(tiny_train_cfg, tmp_path):
     cfg = tiny_train_cfg(f"model.name_or_path={tmp_path}/nope/model")
     with pytest.raises(ModelNotFoundError, match="model path does not exist"):

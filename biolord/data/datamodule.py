@@ -117,7 +117,7 @@ class PairDataModule(L.LightningDataModule):
             len(train), int((table.keep & held_mask).sum()), len(self.heldout),
         )
         rank = self._rank if self._rank is not None else distributed.rank()
-        if rank == 0:  # only rank 0 reports
+        if rank == 0 and self.collator.tokenizer is not None:  # only rank 0 reports; no tokenizer: split only
             self.truncated = count_truncated(table, np.flatnonzero(table.keep), self.collator.tokenizer, self.collator.max_length)
             for side in ("name", "text"):
                 for src, n in self.truncated[side].items():

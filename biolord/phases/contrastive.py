@@ -26,7 +26,7 @@ from biolord.chunking import embed_sides
 from biolord.encoder import Encoder
 from biolord.gradcache import cached_backward
 from biolord.losses import InfoNCELoss
-from biolord.phases.optim import configure_optimizers
+from biolord.phases.optim import clip_gradients, configure_optimizers
 
 log = logging.getLogger(__name__)
 
@@ -124,19 +124,7 @@ class ContrastivePhase(L.LightningModule):
         return loss
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
-        """Clip as configured. Without a loss scaler (fp32, bf16) the gradients are clipped as they
-        are: Lightning's mixed-precision plugin refuses every fused optimizer, a guard meant for
-        fp16's scaler, which would otherwise rule out the fused AdamW under bf16."""
-        if not gradient_clip_val:
-            return
-        if getattr(self.trainer.precision_plugin, "scaler", None) is not None:  # fp16: Lightning unscales first
-            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
-            return
-        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        if gradient_clip_algorithm == "value":
-            torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
-        else:
-            torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
+        clip_gradients(self, optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def _float32(self, loss_fn):
         """``loss_fn`` run outside autocast (GradCache calls it on float32 embeddings)."""

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from biolord.evaluation.distillation import distillation_metrics, format_metrics
 from biolord.evaluation.periodic import PeriodicEvaluation
-from biolord.phases.optim import configure_optimizers
+from biolord.phases.optim import clip_gradients, configure_optimizers
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,9 @@ class MultilingualPhase(L.LightningModule):
         self.log("train/mse_xx", loss_xx, batch_size=n)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=n)
         return loss
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        clip_gradients(self, optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def configure_optimizers(self):
         return configure_optimizers(self, self.cfg.optim, int(self.trainer.estimated_stepping_batches))

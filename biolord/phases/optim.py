@@ -34,3 +34,20 @@ def configure_optimizers(module, cfg, total_steps: int):
         warmup = math.ceil(cfg.warmup_ratio * total_steps)
     scheduler = get_scheduler(cfg.scheduler, optimizer, num_warmup_steps=int(warmup), num_training_steps=total_steps)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def clip_gradients(module, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+    """Every phase's ``configure_gradient_clipping``: clip as configured. Without a loss scaler (fp32,
+    bf16) the gradients are clipped as they are: Lightning's mixed-precision plugin refuses every fused
+    optimizer, a guard meant for fp16's scaler, which would otherwise rule out the fused AdamW under
+    bf16 (the CPU default)."""
+    if not gradient_clip_val:
+        return
+    if getattr(module.trainer.precision_plugin, "scaler", None) is not None:  # fp16: Lightning unscales first
+        module.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        return
+    params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    if gradient_clip_algorithm == "value":
+        torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
+    else:
+        torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
