@@ -64,9 +64,12 @@ def load_checkpoint(path, map_location="cpu", mmap: bool = False) -> dict:
         with torch.serialization.safe_globals(_LEGACY_NUMPY):
             return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap and head == _ZIP_MAGIC)
     except pickle.UnpicklingError as err:
-        if "weights only" in str(err).lower() or "weights_only" in str(err):
-            found = re.search(r"GLOBAL (\S+)", str(err))
-            what = f" ({found.group(1)})" if found else ""
+        text = str(err)
+        # the weights-only unpickler met a global, a class or a call it does not allow; "unsupported
+        # operand" and "invalid load key" mean the bytes are not a pickle at all
+        if ("weights only" in text.lower() or "weights_only" in text) and "Unsupported operand" not in text:
+            found = re.search(r"GLOBAL (\S+)", text)
+            what = f" (it calls or builds {found.group(1)})" if found else ""
             raise UnsafeCheckpointError(
                 f"checkpoint {path} holds objects that are not plain weights{what}; it was not loaded, since "
                 "unpickling them could run code from the file. biolord writes only tensors and plain types: "
