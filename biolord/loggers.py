@@ -17,6 +17,7 @@ import socket
 import csv
 
 import hydra
+import lightning as L
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
@@ -39,8 +40,9 @@ def wandb_reachable(host: str = "api.wandb.ai", port: int = 443, timeout: float 
         return False
 
 
-def instantiate_loggers(cfg: DictConfig, resume_step: int | None = None) -> list:
-    """The configured loggers; ``resume_step``: the step a resumed run continues from (None: fresh)."""
+def instantiate_loggers(cfg: DictConfig, resume_step: int | None = None, resume_row: dict | None = None) -> list:
+    """The configured loggers; ``resume_step``: the step a resumed run continues from (None: fresh),
+    ``resume_row``: the checkpoint's copy of its last training row (``LastTrainRow``)."""
     if not cfg.get("logger"):
         return []
     loggers = []
@@ -58,7 +60,7 @@ def instantiate_loggers(cfg: DictConfig, resume_step: int | None = None) -> list
                 conf["offline"] = True
         logger = hydra.utils.instantiate(conf)
         if isinstance(logger, AppendingCSVLogger):
-            logger.resume_step = resume_step
+            logger.resume_step, logger.resume_row = resume_step, resume_row
         loggers.append(logger)
     return loggers
 
@@ -74,19 +76,35 @@ class AppendingCSVLogger(CSVLogger):
     """
 
     resume_step: int | None = None
+    resume_row: dict | None = None
 
     @property
     @rank_zero_experiment
     def experiment(self) -> ExperimentWriter:
         if self._experiment is None:
             self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = _ContinuingWriter(self.log_dir, self.resume_step)
+            self._experiment = _ContinuingWriter(self.log_dir, self.resume_step, self.resume_row)
         return self._experiment
 
 
+class LastTrainRow(L.Callback):
+    """Keeps the checkpointed step's training row in the checkpoint (``biolord_log_row``).
+
+    Lightning writes a step's checkpoint (``on_train_batch_end``) before it logs that step's
+    training metrics, so a kill in between loses the row for good: the resumed run starts after
+    it. The checkpoint keeps a copy, and the resumed ``metrics.csv`` gets it back when it is missing.
+    """
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
+        if metrics:
+            # logged by Lightning with the number of optimizer steps before this batch, and the epoch
+            checkpoint["biolord_log_row"] = {"epoch": trainer.current_epoch, "step": trainer.global_step - 1, **metrics}
+
+
 class _ContinuingWriter(ExperimentWriter):
-    def __init__(self, log_dir: str, resume_step: int | None):
-        self.resume_step = resume_step
+    def __init__(self, log_dir: str, resume_step: int | None, resume_row: dict | None):
+        self.resume_step, self.resume_row = resume_step, resume_row
         super().__init__(log_dir)
 
     def _check_log_dir_exists(self) -> None:
@@ -100,6 +118,11 @@ class _ContinuingWriter(ExperimentWriter):
             reader = csv.DictReader(f)
             header, rows = list(reader.fieldnames or []), list(reader)
         kept = [row for row in rows if _before(row, self.resume_step)]
+        row = self.resume_row
+        if row and int(row["step"]) == self.resume_step - 1 and not any(
+                r.get("epoch") not in (None, "") and int(float(r["step"])) == row["step"] for r in kept):
+            kept.append(row)  # the kill came between the checkpoint and the row
+            header = sorted(set(header) | set(row)) if not set(row) <= set(header) else header
         with self._fs.open(self.metrics_file_path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=header)
             writer.writeheader()

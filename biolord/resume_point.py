@@ -42,6 +42,7 @@ class ResumePoint:
     step: int
     config: dict = field(default_factory=dict)  # the checkpoint's biolord_config ({} when it has none)
     shapes: dict[str, tuple] = field(default_factory=dict, repr=False)  # state_dict key -> shape
+    log_row: dict | None = None  # the checkpointed step's training row (biolord.loggers.LastTrainRow)
 
     def check_same_model(self, model_state: dict, model_name: str) -> None:
         """The checkpoint's weights fit the model being trained, or an error naming the first tensor."""
@@ -117,4 +118,5 @@ def inspect(path: Path) -> ResumePoint:
         step=int(ckpt.get("global_step", 0)),
         config=dict(ckpt.get("biolord_config") or {}),
         shapes={k: tuple(v.shape) for k, v in ckpt["state_dict"].items() if hasattr(v, "shape")},
+        log_row=ckpt.get("biolord_log_row"),
     )

@@ -24,7 +24,7 @@ from biolord.encoder import Encoder
 from biolord.evaluation.benchmark_callback import BenchmarkCallback
 from biolord.evaluation.callback import HeldOutRetrievalCallback
 from biolord.export import default_card, export_sentence_transformers
-from biolord.loggers import finish_loggers, instantiate_loggers, log_config, log_model_artifact
+from biolord.loggers import LastTrainRow, finish_loggers, instantiate_loggers, log_config, log_model_artifact
 from biolord.phases import phase_class
 from biolord.resume import ChangedOptimSettings, ExactResumeCallback
 
@@ -64,7 +64,7 @@ def run(cfg: DictConfig) -> dict:
         auto_insert_metric_name=False,
     )
     bench = BenchmarkCallback.from_config(cfg.get("bench"))  # None when no benchmark is configured
-    loggers = instantiate_loggers(cfg, resume_step=point.step if point else None)
+    loggers = instantiate_loggers(cfg, point.step if point else None, point.log_row if point else None)
     # GradCache runs Lightning's manual optimization, which refuses trainer.gradient_clip_val: the
     # phase clips with the configured value itself (biolord/phases/contrastive.py)
     manual = {"gradient_clip_val": None} if OmegaConf.select(cfg, "phase.loss.mini_batch_size") else {}
@@ -72,7 +72,7 @@ def run(cfg: DictConfig) -> dict:
         cfg.trainer,
         **manual,
         callbacks=[ExactResumeCallback(), ChangedOptimSettings(OmegaConf.to_container(cfg.optim, resolve=True)),
-                   evaluation, checkpointing] + ([bench] if bench else []),
+                   LastTrainRow(), evaluation, checkpointing] + ([bench] if bench else []),
         logger=loggers or False,
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(output_dir),

@@ -197,6 +197,20 @@ def test_missing_last_ckpt_resumes_from_step_n(trained, copy_of, caplog):
     assert [h["step"] for h in result["history"]] == [0, 2, 3]  # the history before the kill is kept
 
 
+def test_kill_between_a_checkpoint_and_its_log_row(trained, copy_of):
+    """Lightning logs step 2's training row after writing step-2.ckpt: a kill in between loses it
+    from metrics.csv, and the resumed run gets it back from the checkpoint."""
+    (copy_of / "checkpoints" / "last.ckpt").unlink()
+    rows = _rows(copy_of)
+    cut = next(i for i, r in enumerate(rows) if r["epoch"] and r["step"] == "1")
+    with open(copy_of / "csv" / "metrics.csv", "w", newline="") as f:  # the file as the kill left it
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows[:cut])
+    run(trained[1](copy_of))
+    assert _rows(copy_of) == _rows(trained[0])
+
+
 def test_truncated_last_ckpt_resumes_from_step_n(trained, copy_of, caplog):
     last = copy_of / "checkpoints" / "last.ckpt"
     last.write_bytes(last.read_bytes()[:1000])
