@@ -55,6 +55,11 @@ class ResumePoint:
             raise ValueError(
                 f"checkpoint {self.path} is from another model: it has no tensor '{missing[0]}' "
                 f"(+{len(missing) - 1} more) of model.name_or_path={model_name}; {fix}")
+        extra = [k for k in self.shapes if k not in model_state]
+        if extra:
+            raise ValueError(
+                f"checkpoint {self.path} is from another model or phase: it holds tensor '{extra[0]}' "
+                f"(+{len(extra) - 1} more) that the model of model.name_or_path={model_name} lacks; {fix}")
         for key, tensor in model_state.items():
             if tuple(tensor.shape) != self.shapes[key]:
                 raise ValueError(
