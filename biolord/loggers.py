@@ -118,18 +118,23 @@ class _ContinuingWriter(ExperimentWriter):
             reader = csv.DictReader(f)
             header, rows = list(reader.fieldnames or []), list(reader)
         kept = [row for row in rows if _before(row, self.resume_step)]
+        dropped, restored = len(rows) - len(kept), 0
         row = self.resume_row
         if row and int(row["step"]) == self.resume_step - 1 and not any(
                 r.get("epoch") not in (None, "") and int(float(r["step"])) == row["step"] for r in kept):
             kept.append(row)  # the kill came between the checkpoint and the row
+            restored = 1
             header = sorted(set(header) | set(row)) if not set(row) <= set(header) else header
-        with self._fs.open(self.metrics_file_path, "w", newline="") as f:
+        tmp = f"{self.metrics_file_path}.tmp-{os.getpid()}"  # renamed into place: a kill now loses nothing
+        with self._fs.open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=header)
             writer.writeheader()
             writer.writerows(kept)
+        self._fs.mv(tmp, self.metrics_file_path)
         self.metrics_keys = header
-        log.info("resuming %s at step %d: kept %d rows, dropped %d logged after the checkpoint",
-                 self.metrics_file_path, self.resume_step, len(kept), len(rows) - len(kept))
+        log.info("resuming %s at step %d: kept %d rows, dropped %d logged after the checkpoint, restored %d "
+                 "from the checkpoint (killed before it was logged)", self.metrics_file_path, self.resume_step,
+                 len(kept) - restored, dropped, restored)
 
 
 def _before(row: dict, step: int) -> bool:
