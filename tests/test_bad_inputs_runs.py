@@ -17,7 +17,6 @@ import pytest
 import torch
 
 from biolord.checkpoint import (
-    AtomicCheckpointIO,
     CorruptCheckpointError,
     NotACheckpointError,
     UnsafeCheckpointError,
