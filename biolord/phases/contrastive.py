@@ -22,6 +22,7 @@ import torch
 from omegaconf import OmegaConf
 
 from biolord import distributed
+from biolord.checkpoint import divergence_advice
 from biolord.chunking import embed_sides
 from biolord.encoder import Encoder
 from biolord.gradcache import cached_backward
@@ -138,8 +139,8 @@ class ContrastivePhase(L.LightningModule):
     def _check_and_log(self, loss: torch.Tensor, batch_size: int) -> None:
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"loss is {loss.item()} at step {self.global_step}; lower optim.lr, keep "
-                "trainer.gradient_clip_val, or train in full precision (trainer.precision=32)"
+                f"loss is {loss.item()} at step {self.global_step}. " + divergence_advice(
+                    self.global_step, self.trainer.default_root_dir, self.cfg.optim.lr, self.loss_fn.scale)
             )
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], prog_bar=True, batch_size=batch_size)

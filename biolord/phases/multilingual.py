@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
+from biolord.checkpoint import divergence_advice
 from biolord.evaluation.distillation import distillation_metrics, format_metrics
 from biolord.evaluation.periodic import PeriodicEvaluation
 from biolord.phases.optim import clip_gradients, configure_optimizers
@@ -80,7 +81,8 @@ class MultilingualPhase(L.LightningModule):
         loss_xx = F.mse_loss(student_xx, target)
         loss = self.en_weight * loss_en + self.xx_weight * loss_xx
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}; lower optim.lr")
+            raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}. " + divergence_advice(
+                self.global_step, self.trainer.default_root_dir, self.cfg.optim.lr))
         n = target.shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         self.log("train/mse_en", loss_en, batch_size=n)
