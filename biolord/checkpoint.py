@@ -186,7 +186,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             )
         try:
             with atomic_file(path) as tmp:  # the one atomic write: a kill never leaves a half-written checkpoint
-                torch.save(checkpoint, tmp)
+                with open(tmp, "wb") as f:  # written from Python, so that a failed write raises the real OSError
+                    torch.save(checkpoint, f)
         except (RuntimeError, OSError) as err:
             cause = _os_error(err)
             if cause is None:
