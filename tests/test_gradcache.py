@@ -208,7 +208,7 @@ def test_train_run_with_gradcache_matches_plain_run(tiny_train_cfg, tiny_model_d
 
     plain, cached = _csv_losses(tmp_path / "plain"), _csv_losses(tmp_path / "cached")
     assert sorted(cached) == sorted(plain) == [0, 1, 2, 3]
-    assert cached[3][0] < cached[0][0] / 2  # it trains
+    assert cached[3][0] < 0.7 * cached[0][0]  # it trains (the symmetric default adds the positive -> anchor term)
     for step in plain:
         assert cached[step][0] == pytest.approx(plain[step][0], abs=1e-4), f"step {step}"
         assert cached[step][1] == pytest.approx(plain[step][1], rel=1e-6)  # same schedule
