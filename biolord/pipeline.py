@@ -22,7 +22,7 @@ import logging
 import time
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from biolord.config_dir import config_dir
 

@@ -129,8 +129,7 @@ def _report(cfg, encoder: Encoder, history: list[dict], bench_history: list[dict
         print("\nBenchmarks:\n" + bench_table)
     out: dict = {"seconds": round(seconds, 1)}
     if cfg.export and not cfg.trainer.get("fast_dev_run"):
-        dims = OmegaConf.select(cfg, "phase.loss.matryoshka_dims")  # the card says which sizes were trained
-        card_text = matryoshka.tag_card(training_card(cfg, encoder, history, bench_history, rows_kept, table, bench_table), dims)
+        card_text = training_card(cfg, encoder, history, bench_history, rows_kept, table, bench_table)
         out["model_dir"] = str(export_sentence_transformers(encoder, output_dir / "model", card_text))
         log.info("sentence-transformers model written to %s", out["model_dir"])
     (output_dir / "metrics.json").write_text(
@@ -151,12 +150,13 @@ def training_card(cfg, encoder: Encoder, history: list[dict], bench_history: lis
                   table: str, bench_table: str) -> str:
     """The exported model's README.md: biolord.card's generator with this run's facts."""
     phase = cfg.phase.name
+    dims = OmegaConf.select(cfg, "phase.loss.matryoshka_dims")  # the card says which sizes were trained
     _, _, inherited = card.base_model_facts(encoder.source)  # a self-distilled model keeps its teacher's data
     sections = [f"## Held-out retrieval\n\nName -> definition retrieval on concepts never seen in training.\n\n{table}"
                 if table else "",
                 f"## Benchmarks\n\nAt the first and the last evaluation of the run.\n\n{bench_table}" if bench_table else "",
-                matryoshka.card_section(OmegaConf.select(cfg, "phase.loss.matryoshka_dims")).strip()]
-    return card.model_card(
+                matryoshka.card_section(dims).strip()]
+    return matryoshka.tag_card(card.model_card(
         title=f"biolord {phase.replace('_', '-')} model",
         summary=PHASE_SUMMARY.get(phase, f"Trained by the {phase} phase of biolord."),
         model_facts=card.encoder_facts(encoder),
@@ -169,7 +169,7 @@ def training_card(cfg, encoder: Encoder, history: list[dict], bench_history: lis
         config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
         license=OmegaConf.select(cfg, "card.license"),
         project_url=OmegaConf.select(cfg, "card.project_url"),
-    )
+    ), dims)
 
 
 def before_after_table(history: list[dict]) -> str:
