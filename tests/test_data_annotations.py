@@ -1,0 +1,85 @@
+"""HPO disease -> phenotype annotations as description rows (biolord.data.annotations)."""
+
+from collections import Counter
+
+import pytest
+
+from biolord.data.annotations import annotation_rows, frequency
+
+OBO = """format-version: 1.2
+
+[Term]
+id: HP:1
+name: Arachnodactyly
+
+[Term]
+id: HP:2
+name: Tall stature
+
+[Term]
+id: HP:3
+name: Ectopia lentis
+
+[Term]
+id: HP:4
+name: Myopia
+"""
+HEADER = "#description: test\ndatabase_id\tdisease_name\tqualifier\thpo_id\treference\tevidence\tonset\tfrequency\tsex\tmodifier\taspect\tbiocuration\n"
+
+
+def _line(disease, name, hpo, freq="", qualifier="", aspect="P"):
+    return f"{disease}\t{name}\t{qualifier}\t{hpo}\tPMID:1\tPCS\t\t{freq}\t\t\t{aspect}\tx\n"
+
+
+@pytest.fixture
+def files(tmp_path):
+    obo = tmp_path / "hp.obo"
+    obo.write_text(OBO)
+    hpoa = tmp_path / "phenotype.hpoa"
+    hpoa.write_text(HEADER + "".join([
+        _line("OMIM:1", "Marfan syndrome", "HP:4", "HP:0040283"),       # occasional: last
+        _line("OMIM:1", "Marfan syndrome", "HP:1", "HP:0040281"),       # very frequent: first
+        _line("OMIM:1", "Marfan syndrome", "HP:2", "3/4"),
+        _line("OMIM:1", "Marfan syndrome", "HP:3", "", qualifier="NOT"),  # counted, left out
+        _line("OMIM:1", "Marfan syndrome", "HP:0000006", aspect="I"),    # inheritance: counted, left out
+        _line("OMIM:2", "Other disease", "HP:3", "HP:0040285"),         # excluded (0 %): no row at all
+        _line("OMIM:3", "Third disease", "HP:99", "1/2"),               # not in the OBO file: counted
+    ]))
+    return hpoa, obo
+
+
+def test_rows_rank_features_by_frequency_and_count_what_is_left_out(files):
+    hpoa, obo = files
+    stats = Counter()
+    rows = list(annotation_rows({"type": "hpo_annotations", "path": str(hpoa), "obo": str(obo)}, stats, Counter()))
+    assert rows == [{"concept_id": "OMIM:1", "name": "Marfan syndrome",
+                     "text": "Marfan syndrome is characterized by arachnodactyly, tall stature and myopia.",
+                     "kind": "description", "source": "hpo_annotations"}]
+    assert stats == Counter({"NOT annotation": 1, "annotation not a phenotypic abnormality (onset, inheritance, ...)": 1,
+                             "feature excluded (0%)": 1, "feature id not in hp.obo (obsolete)": 1})
+
+
+def test_long_feature_lists_become_several_rows(files):
+    hpoa, obo = files
+    entry = {"type": "hpo_annotations", "path": str(hpoa), "obo": str(obo), "features_per_row": 2, "max_rows_per_disease": 5}
+    texts = [r["text"] for r in annotation_rows(entry, Counter(), Counter())]
+    assert texts == ["Marfan syndrome is characterized by arachnodactyly and tall stature.",
+                     "Marfan syndrome is characterized by myopia."]
+    one = [r["text"] for r in annotation_rows({**entry, "max_rows_per_disease": 1}, Counter(), Counter())]
+    assert one == texts[:1]
+
+
+def test_frequency_forms():
+    assert frequency("HP:0040281") == 0.9 and frequency("3/4") == 0.75 and frequency("45%") == 0.45
+    assert frequency("") == 0.5 and frequency("1/0") is None and frequency("often") is None
+
+
+def test_bad_files_name_the_file(tmp_path, files):
+    with pytest.raises(FileNotFoundError, match="phenotype.hpoa file"):
+        list(annotation_rows({"path": str(tmp_path / "missing.hpoa")}, Counter(), Counter()))
+    bad = tmp_path / "bad.hpoa"
+    bad.write_text("a\tb\n1\t2\n")
+    with pytest.raises(ValueError, match="not an HPO annotation file"):
+        list(annotation_rows({"path": str(bad), "obo": str(files[1])}, Counter(), Counter()))
+    with pytest.raises(ValueError, match="must be >= 1"):
+        list(annotation_rows({"path": str(files[0]), "features_per_row": 0}, Counter(), Counter()))
