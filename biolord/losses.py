@@ -10,6 +10,8 @@ one place where they are applied, so the plain step and GradCache (``biolord.gra
 
 from __future__ import annotations
 
+import logging
+
 from typing import Sequence
 
 import torch
@@ -17,6 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from biolord import distributed, matryoshka
+
+log = logging.getLogger(__name__)
 
 
 def info_nce(
@@ -114,6 +118,11 @@ class InfoNCELoss(nn.Module):
         self.matryoshka_weights = matryoshka.check_weights(
             matryoshka_weights, self.matryoshka_dims, "phase.loss.matryoshka_weights"
         )
+        if self.matryoshka_dims and model_dim and max(self.matryoshka_dims) < model_dim:
+            # e.g. model.name_or_path set to a 768-dim model under model=minilm's [384, 256, 128, 64]
+            log.warning("phase.loss.matryoshka_dims=%s: none is the model's full %d dims, so the full vector is "
+                        "not trained directly; add %d (or set model.matryoshka_dims for this model)",
+                        self.matryoshka_dims, model_dim, model_dim)
 
     def forward(
         self, anchors: torch.Tensor, positives: torch.Tensor, concept_ids: torch.Tensor | None = None
