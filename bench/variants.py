@@ -10,6 +10,7 @@ separately). The table is ``biolord.pipeline.primary_table`` with a difference c
     python bench/variants.py "ST 600 s=runs/st600/evaluation/results.jsonl@sentence-transformers" \\
         "default=runs/e4/evaluation/results.jsonl@biolord" "+ Matryoshka=runs/v2/eval/results.jsonl" \\
         --reference "ST 600 s" > variants.md
+    python bench/variants.py --history outputs/contrastive/<run>/metrics.json   # a run's held-out curve
 """
 
 from __future__ import annotations
@@ -41,11 +42,31 @@ def read_variant(spec: str) -> tuple[str, list[dict]]:
     return label, rows
 
 
+def history_table(metrics_json: Path) -> str:
+    """A training run's held-out retrieval at every evaluation, and its wall time (its metrics.json)."""
+    metrics = json.loads(Path(metrics_json).read_text())
+    history = metrics.get("heldout_retrieval") or []
+    if not history:
+        raise SystemExit(f"{metrics_json}: no heldout_retrieval history (a train.py run's metrics.json)")
+    minutes, seconds = divmod(round(metrics.get("seconds") or 0), 60)
+    lines = ["| step | held-out acc@1 | held-out MRR | wall time |", "|---:|---:|---:|---:|"]
+    for i, h in enumerate(history):
+        wall = f"{minutes} min {seconds} s" if i == len(history) - 1 and metrics.get("seconds") else ""
+        lines.append(f"| {h['step']} | {h['acc@1']:.2f} | {h['mrr']:.2f} | {wall} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("variants", nargs="+", help="label=results.jsonl[@model][+more]")
+    parser.add_argument("variants", nargs="*", help="label=results.jsonl[@model][+more]")
     parser.add_argument("--reference", default=None, help="label of the row the last column compares against")
+    parser.add_argument("--history", default=None, help="a train.py run's metrics.json: its held-out curve instead")
     args = parser.parse_args()
+    if args.history:
+        print(history_table(Path(args.history)))
+        return
+    if not args.variants:
+        parser.error("give variants (label=results.jsonl[@model]) or --history metrics.json")
 
     from biolord.pipeline import primary_table
 
