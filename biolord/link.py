@@ -26,13 +26,13 @@ import hydra
 from omegaconf import DictConfig
 
 from biolord.config_dir import config_dir
+from biolord.devices import pick_device
 from biolord.encoder import Encoder
 from biolord.evaluation.cache import EmbeddingCache
 from biolord.evaluation.cli import rewrite_model_argument
 from biolord.evaluation.embedder import TextEmbedder
 from biolord.evaluation.files import resolve_file
 from biolord.evaluation.linking import Linker, TextPreprocess, read_dictionary
-from biolord.evaluation.runner import pick_device
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ import logging
 import time
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig
 
 from biolord import matryoshka, model_source
+from biolord.devices import pick_device
 from biolord.encoder import Encoder
 from biolord.evaluation import benchmarks as registry
 from biolord.evaluation import report
@@ -102,12 +102,6 @@ def evaluate_encoder(embedder: TextEmbedder, benchmarks: list, model_name: str) 
                  ", ".join(f"{k} {v:.2f}" for k, v in record["metrics"].items()), record["n"], seconds)
         records.append(record)
     return records
-
-
-def pick_device(name: str | None) -> torch.device:
-    if name:
-        return torch.device(name)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def run(cfg: DictConfig) -> list[dict]:
