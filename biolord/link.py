@@ -27,7 +27,6 @@ from omegaconf import DictConfig
 from biolord import config_store
 from biolord.devices import pick_device
 from biolord.encoder import Encoder
-from biolord.evaluation.cache import EmbeddingCache
 from biolord.evaluation.embedder import TextEmbedder
 from biolord.evaluation.files import resolve_file
 from biolord.evaluation.linking import Linker, TextPreprocess, read_dictionary
@@ -50,7 +49,7 @@ def load_linker(model: str, dictionary: str, cache_dir: str | None = "~/.cache/b
     target = pick_device(device)
     encoder = encoder or Encoder.load(model)
     encoder.to(target)
-    embedder = TextEmbedder(encoder, batch_size, EmbeddingCache(cache_dir) if cache_dir else None, target)
+    embedder = TextEmbedder(encoder, batch_size, cache_dir or None, target)
     embedder.label = f"the dictionary {path.name}"  # its first use encodes every name: minutes on a CPU
     return Linker(embedder, entries, text_preprocess)
 
