@@ -198,4 +198,4 @@ def test_statistics_measure_long_texts_without_the_indexing_warning_in_their_own
     assert any(r.getMessage().startswith("data: reading tiny: ") and " rows in " in r.getMessage() for r in caplog.records)
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="data_stats", overrides=["data=biolord"], return_hydra_config=True)
-    assert cfg.hydra.run.dir.startswith("outputs/data/") and cfg.stats_sample == 5000 and cfg.data.sources
+    assert cfg.hydra.run.dir.startswith("outputs/data/") and cfg.data.sources
