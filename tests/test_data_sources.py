@@ -97,7 +97,7 @@ def test_tsv_jsonl_and_missing_file(tmp_path):
     (tmp_path / "n.jsonl").write_text(json.dumps({"concept_id": "X:1", "name": 3, "text": "x"}) + "\n")
     numeric = load_or_build([{"type": "file", "path": str(tmp_path / "n.jsonl")}, {"type": "file", "path": str(tmp_path / "a.tsv")}],
                             0, tmp_path / "c")
-    assert numeric.report["skipped"] == {"n (non-string (int) name)": 1} and numeric.report["kept"] == {"a": 1}
+    assert numeric.report["skipped"] == {"n (number-only name)": 1} and numeric.report["kept"] == {"a": 1}
     with pytest.raises(FileNotFoundError, match="data file not found"):
         load_or_build([{"type": "file", "path": str(tmp_path / "nope.csv")}], 0, tmp_path / "c")
 
