@@ -6,7 +6,8 @@
     python -m biolord.evaluate model=outputs/<run>/model truncate_dims=[384,128,64]   # Matryoshka sizes
     python -m biolord.evaluate model=outputs/<run>/model "mteb='MTEB(Medical, v1)'"   # or mteb=[BIOSSES]
 
-``model=<x>`` is shorthand for ``models=[<x>]`` (see ``biolord.evaluation.cli``).
+``model=<x>`` is shorthand for ``models=[<x>]``: a plain key merged in ``evaluation.model_names``
+(``biolord.config_store`` says why ``conf/model/`` is not a config group of this command).
 
 Benchmarks are ``conf/benchmark/*.yaml``; their files are read from ``evals_dir``
 (``BIOLORD_EVALS_DIR``, else ``<paths.cache_dir>/evals``), which ``python -m biolord.fetch``
@@ -15,17 +16,13 @@ fills. Results go to the Hydra run folder.
 
 from __future__ import annotations
 
-import sys
-
-import hydra
 from omegaconf import DictConfig
 
-from biolord.config_dir import config_dir
-from biolord.evaluation.cli import rewrite_model_argument
+from biolord import config_store
 from biolord.evaluation.runner import run
 
 
-@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="evaluate")
+@config_store.main("evaluate")
 def main(cfg: DictConfig) -> None:
     from biolord.console import session
 
@@ -34,5 +31,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    sys.argv = [sys.argv[0], *rewrite_model_argument(sys.argv[1:], "models", as_list=True)]
     main()

@@ -22,17 +22,15 @@ import logging
 import sys
 import time
 
-import hydra
 from omegaconf import DictConfig
 
-from biolord.config_dir import config_dir
+from biolord import config_store
+from biolord.devices import pick_device
 from biolord.encoder import Encoder
-from biolord.evaluation.cache import EmbeddingCache
-from biolord.evaluation.cli import rewrite_model_argument
 from biolord.evaluation.embedder import TextEmbedder
 from biolord.evaluation.files import resolve_file
 from biolord.evaluation.linking import Linker, TextPreprocess, read_dictionary
-from biolord.evaluation.runner import pick_device
+from biolord.evaluation.model_names import model_name
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +49,7 @@ def load_linker(model: str, dictionary: str, cache_dir: str | None = "~/.cache/b
     target = pick_device(device)
     encoder = encoder or Encoder.load(model)
     encoder.to(target)
-    embedder = TextEmbedder(encoder, batch_size, EmbeddingCache(cache_dir) if cache_dir else None, target)
+    embedder = TextEmbedder(encoder, batch_size, cache_dir or None, target)
     embedder.label = f"the dictionary {path.name}"  # its first use encodes every name: minutes on a CPU
     return Linker(embedder, entries, text_preprocess)
 
@@ -61,9 +59,10 @@ def run(cfg: DictConfig) -> list[list[dict]]:
     if not mentions:
         raise ValueError('no mention given; add mention="..." or mentions=[a,b]')
     options = {"id_column": cfg.id_column, "name_column": cfg.name_column} if cfg.dictionary_format == "tsv" else {}
-    encoder = Encoder.load(cfg.model_name_or_path, pooling=cfg.get("pooling"), normalize=cfg.get("normalize"),
+    model = model_name(cfg.get("model") or cfg.model_name_or_path)  # model=<x> is short for model_name_or_path
+    encoder = Encoder.load(model, pooling=cfg.get("pooling"), normalize=cfg.get("normalize"),
                            max_seq_length=cfg.get("max_seq_length"))
-    linker = load_linker(cfg.model_name_or_path, cfg.dictionary, cfg.get("cache_dir"), cfg.get("evals_dir"),
+    linker = load_linker(model, cfg.dictionary, cfg.get("cache_dir"), cfg.get("evals_dir"),
                          cfg.dictionary_format, cfg.batch_size, cfg.get("device"), encoder=encoder,
                          preprocess=dict(cfg.preprocess), **options)
     results = linker.link(mentions, int(cfg.top_k))
@@ -78,7 +77,7 @@ def run(cfg: DictConfig) -> list[list[dict]]:
     return results
 
 
-@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="link")
+@config_store.main("link")
 def main(cfg: DictConfig) -> None:
     from biolord.console import session
 
@@ -87,5 +86,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    sys.argv = [sys.argv[0], *rewrite_model_argument(sys.argv[1:], "model_name_or_path")]
     main()

@@ -224,7 +224,7 @@ def run(cfg: DictConfig) -> dict:
             "benchmarks=[heldout] (the training data's held-out split) or benchmarks=[biosses,...] (conf/benchmark/)"
         )
 
-    from biolord.evaluation.runner import pick_device
+    from biolord.devices import pick_device
     from biolord.export import export_sentence_transformers
 
     device = pick_device(cfg.get("device"))

@@ -28,6 +28,7 @@ class CountingEncoder:
         self.inner = encoder
         self.calls = 0
         self.texts = 0
+        self.seen: list[str] = []  # every text encoded, in order
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -36,6 +37,7 @@ class CountingEncoder:
         texts = list(texts)
         self.calls += 1
         self.texts += len(texts)
+        self.seen += texts
         return self.inner.encode(texts, batch_size=batch_size, device=device, desc=desc)
 
 

@@ -8,7 +8,7 @@ import torch
 
 from biolord.atomic import atomic_file, atomic_folder, current_umask
 from biolord.checkpoint import AtomicCheckpointIO
-from biolord.evaluation.cache import EmbeddingCache
+from biolord.embedding_store import EmbeddingStore
 from biolord.export import export_sentence_transformers
 
 
@@ -70,7 +70,7 @@ def test_exported_model_checkpoint_and_cache_readable_by_group(tiny_encoder, tmp
     try:
         folder = export_sentence_transformers(tiny_encoder, tmp_path / "model")
         AtomicCheckpointIO().save_checkpoint({"x": torch.zeros(2)}, tmp_path / "ckpt" / "last.ckpt")
-        cached = EmbeddingCache(tmp_path / "cache").save("f", ["a"], torch.zeros(1, 2))
+        cached = EmbeddingStore(tmp_path / "cache", "f").add(["a"], torch.zeros(1, 2))
     finally:
         os.umask(old)
     files, folders = 0o666 & ~mask, 0o777 & ~mask

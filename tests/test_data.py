@@ -1,5 +1,6 @@
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -8,7 +9,7 @@ from biolord.data.collate import PairCollator
 from biolord.data.datamodule import PairDataModule
 from biolord.data.ontology import OboSyntaxError, concept_rows, obo_concepts, Concept
 from biolord.data.rows import CleaningReport, NoUsableRowsError, clean_rows
-from biolord.data.split import concept_key, is_held_out
+from biolord.data.split import concept_key, concept_unit
 from biolord.data.verbalize import describe
 
 
@@ -68,32 +69,51 @@ def test_bad_rows_are_counted_never_silently_dropped():
     assert sum(report.skipped.values()) + sum(report.kept.values()) == len(rows)
 
 
-def test_split_is_by_concept_and_deterministic():
-    ids = [f"C:{i}" for i in range(2000)]
-    held = [i for i in ids if is_held_out(i, 0.1, seed=0)]
-    assert held == [i for i in ids if is_held_out(i, 0.1, seed=0)]
-    assert 150 < len(held) < 250
-    assert held != [i for i in ids if is_held_out(i, 0.1, seed=1)]
+def test_the_concept_hash_is_pinned():
+    """Every split (contrastive held-out concepts, the multilingual held-out codes, the scored subset)
+    and the built-rows cache rest on these values: a change of the hash moves concepts across the
+    split and makes runs before and after it incomparable, so it must be a deliberate one."""
+    assert concept_unit("MONDO:0010200", 0) == 0.5614424092050375
+    assert concept_unit("A000", 0) == 0.2946657478699282
+    assert concept_unit("MONDO:0010200", 1) != concept_unit("MONDO:0010200", 0)
     assert concept_key("C:1") == concept_key("C:1") != concept_key("C:2")
 
 
-_CACHE = {}
+def test_multilingual_names_hold_out_the_concepts_the_shared_hash_puts_first():
+    """The parallel names use the same hash as the contrastive split: the k held-out codes are the
+    k with the lowest ``concept_unit``, in every language."""
+    from biolord.data.parallel import ParallelRow, split_by_concept
+
+    codes = [f"C{i:03d}" for i in range(40)]
+    rows = [ParallelRow(c, lang, f"name {c}", f"{lang} {c}") for c in codes for lang in ("de", "fr")]
+    train, held = split_by_concept(rows, heldout_concepts=5, seed=3)
+    lowest = sorted(codes, key=lambda c: concept_unit(c, 3))[:5]
+    assert {r.concept_id for r in held} == set(lowest)
+    assert {(r.concept_id, r.lang) for r in held} == {(c, lang) for c in lowest for lang in ("de", "fr")}
+    assert not {r.concept_id for r in train} & set(lowest) and len(train) == 2 * 35
 
 
-def _data_cfg(**kw):
-    import tempfile
+@pytest.fixture(scope="module")
+def data_cache(tmp_path_factory):
+    """Built rows shared by this module's tests (each build is seconds of CPU), inside pytest's tmp folder."""
+    return tmp_path_factory.mktemp("data_cache")
 
-    cache = _CACHE.setdefault("dir", tempfile.mkdtemp(prefix="biolord-test-cache-"))
-    base = dict(sources=[], val_fraction=0.2, split_seed=0, val_max_concepts=None, max_train_rows=None, batch_size_per_device=4, num_workers=0, cache_dir=cache)
+
+def _data_cfg(cache_dir, **kw):
+    base = dict(sources=[], val_fraction=0.2, split_seed=0, val_max_concepts=None, max_train_rows=None,
+                batch_size_per_device=4, num_workers=0, cache_dir=str(cache_dir))
     base.update(kw)
     return OmegaConf.create(base)
 
 
-def test_datamodule_splits_by_concept_and_writes_stats(tiny_obo, tiny_encoder, tmp_path):
-    dm = PairDataModule(_data_cfg(sources=[{"type": "obo", "path": str(tiny_obo)}]), tiny_encoder.tokenizer, 32, str(tmp_path))
+def test_datamodule_splits_by_concept_and_writes_stats(tiny_obo, tiny_encoder, tmp_path, data_cache):
+    dm = PairDataModule(_data_cfg(data_cache, sources=[{"type": "obo", "path": str(tiny_obo)}], val_fraction=0.2),
+                        tiny_encoder.tokenizer, 32, str(tmp_path))
     dm.setup()
     train_ids = set(dm.table.dataset.select(dm.train_indices.tolist())["concept_id"])
-    assert not train_ids & set(dm.heldout.concept_ids)
+    every_id = set(dm.table.dataset.select(np.flatnonzero(dm.table.keep).tolist())["concept_id"])
+    assert train_ids == {c for c in every_id if concept_unit(c, 0) >= 0.2} != every_id  # the split seed's hash decides
+    assert set(dm.heldout.concept_ids) <= every_id - train_ids
     assert len(dm.heldout) > 0 and len(dm.heldout.names) == len(dm.heldout.definitions)
     assert (tmp_path / "data_stats.json").exists()
     batch = next(iter(dm.train_dataloader()))
@@ -113,13 +133,13 @@ def test_collator_pads_each_side_separately(tiny_encoder):
 def test_source_without_usable_rows(tmp_path, tiny_encoder):
     empty = tmp_path / "empty.obo"
     empty.write_text("format-version: 1.2\n\n[Term]\nid: X:1\nname: gone\nis_obsolete: true\n")
-    dm = PairDataModule(_data_cfg(sources=[{"type": "obo", "path": str(empty)}]), tiny_encoder.tokenizer, 32)
+    dm = PairDataModule(_data_cfg(tmp_path / "c", sources=[{"type": "obo", "path": str(empty)}]), tiny_encoder.tokenizer, 32)
     with pytest.raises(NoUsableRowsError, match="gave no usable row"):
         dm.setup()
 
 
-def test_batch_larger_than_data(tiny_obo, tiny_encoder):
-    dm = PairDataModule(_data_cfg(sources=[{"type": "obo", "path": str(tiny_obo)}], batch_size_per_device=100000), tiny_encoder.tokenizer, 32)
+def test_batch_larger_than_data(tiny_obo, tiny_encoder, data_cache):
+    dm = PairDataModule(_data_cfg(data_cache, sources=[{"type": "obo", "path": str(tiny_obo)}], batch_size_per_device=100000), tiny_encoder.tokenizer, 32)
     with pytest.raises(ValueError, match=r"data.batch_size_per_device=100000 \(x 1 devices\) is larger than the \d+ training rows"):
         dm.setup()
 
@@ -133,11 +153,11 @@ def test_missing_and_broken_obo(tmp_path):
         obo_concepts(bad, Counter())
 
 
-def test_unknown_source_type_and_kind(tiny_encoder):
-    dm = PairDataModule(_data_cfg(sources=[{"type": "ftp"}]), tiny_encoder.tokenizer, 32)
+def test_unknown_source_type_and_kind(tiny_encoder, tmp_path):
+    dm = PairDataModule(_data_cfg(tmp_path, sources=[{"type": "ftp"}]), tiny_encoder.tokenizer, 32)
     with pytest.raises(ValueError, match="unknown data source type 'ftp'.*available"):
         dm.setup()
-    dm = PairDataModule(_data_cfg(sources=[{"type": "hpo", "kinds": ["defs"]}]), tiny_encoder.tokenizer, 32)
+    dm = PairDataModule(_data_cfg(tmp_path, sources=[{"type": "hpo", "kinds": ["defs"]}]), tiny_encoder.tokenizer, 32)
     with pytest.raises(ValueError, match="unknown kind 'defs'"):
         dm.setup()
 
@@ -171,11 +191,11 @@ def test_statistics_measure_long_texts_without_the_indexing_warning_in_their_own
     tokenizer.model_max_length = 4  # shorter than every definition of the tiny ontology
     caplog.set_level(logging.INFO, logger="biolord.console")
     monkeypatch.setenv("BIOLORD_PROGRESS", "log")  # log lines even when pytest runs in a terminal (-s)
-    data_cfg = _data_cfg(sources=[{"type": "obo", "path": str(tiny_obo)}], cache_dir=str(tiny_obo.parent / "cache"))
+    data_cfg = _data_cfg(tiny_obo.parent / "cache", sources=[{"type": "obo", "path": str(tiny_obo)}])
     stats = data_statistics(PairDataModule(data_cfg, tokenizer, 32), tokenizer, sample=50)
     assert stats["tokens_per_side"]["text"]["p100"] > tokenizer.model_max_length
     assert "sequence-length-is-longer-than-the-specified-maximum" not in tokenizer.deprecation_warnings
     assert any(r.getMessage().startswith("data: reading tiny: ") and " rows in " in r.getMessage() for r in caplog.records)
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="data_stats", overrides=["data=biolord"], return_hydra_config=True)
-    assert cfg.hydra.run.dir.startswith("outputs/data/") and cfg.stats_sample == 5000 and cfg.data.sources
+    assert cfg.hydra.run.dir.startswith("outputs/data/") and cfg.data.sources

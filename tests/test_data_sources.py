@@ -93,7 +93,11 @@ def test_tsv_jsonl_and_missing_file(tmp_path):
     (tmp_path / "b.jsonl").write_text(json.dumps({"name": "liver", "text": "an organ", "concept_id": 7}) + "\n" + json.dumps({"name": 3, "text": "x"}) + "\n")
     table = load_or_build([{"type": "file", "path": str(tmp_path / "a.tsv")}, {"type": "file", "path": str(tmp_path / "b.jsonl")}], 0, tmp_path / "c")
     assert table.report["kept"] == {"a": 1, "b": 1}
-    assert table.report["skipped"] == {"b (missing concept_id)": 1} or "b (non-string (int) name)" in table.report["skipped"]
+    assert table.report["skipped"] == {"b (missing concept_id)": 1}  # b's second row has a name but no id
+    (tmp_path / "n.jsonl").write_text(json.dumps({"concept_id": "X:1", "name": 3, "text": "x"}) + "\n")
+    numeric = load_or_build([{"type": "file", "path": str(tmp_path / "n.jsonl")}, {"type": "file", "path": str(tmp_path / "a.tsv")}],
+                            0, tmp_path / "c")
+    assert numeric.report["skipped"] == {"n (number-only name)": 1} and numeric.report["kept"] == {"a": 1}
     with pytest.raises(FileNotFoundError, match="data file not found"):
         load_or_build([{"type": "file", "path": str(tmp_path / "nope.csv")}], 0, tmp_path / "c")
 

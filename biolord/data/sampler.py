@@ -135,7 +135,9 @@ class GlobalBatchSampler(Sampler[list[int]]):
                 if len(batch) == self.global_batch:
                     batches.append(np.asarray(batch))
                     batch, seen = [], set()
-        return batches  # the last incomplete batch and rows still waiting are left for the next epoch
+        # the last incomplete batch and rows still waiting are not trained on this epoch; nothing carries
+        # them over: the next epoch plans a new order of every row, in which they are drawn like any other
+        return batches
 
     # ---- iteration ----------------------------------------------------------------------------
     def __iter__(self):

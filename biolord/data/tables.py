@@ -7,7 +7,9 @@ columns; without one, common names are tried and a missing column is an error li
 columns present. ``format: agct`` parses the single ``text`` column of the AGCT dataset
 (``"<concept name>" refers to <definition>``); rows that do not parse are counted, not dropped silently.
 
-Quotes cannot merge rows silently: a TSV is read with quoting off (the TSV convention: a field holds
+These files stream through ``datasets`` (the small exact files, benchmarks and parallel names, go
+through ``data/delimited.py``, whose ``dialect`` this reader shares). Quotes cannot merge rows
+silently: a TSV is read with quoting off (the TSV convention: a field holds
 no tab and no line break, so a text that starts with ``"`` stays one text; ``read_kwargs: {quoting: 0}``
 turns CSV quoting back on), and a CSV / quoted-TSV row whose name or text holds a line break (a
 stray quote swallows the rows that follow it) is skipped and counted. A file that cannot be read
@@ -23,6 +25,8 @@ import re
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator
+
+from biolord.data.delimited import QUOTING, dialect, first_bad_utf8
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +83,8 @@ def read_options(entry: dict) -> tuple[str, dict]:
     builder = entry.get("format_builder") or EXTENSIONS.get(path.suffix.lower())
     if builder is None:
         raise ValueError(f"cannot tell the format of {path} from its extension; use one of {sorted(EXTENSIONS)}")
-    kwargs = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if builder == "csv" and path.suffix.lower() == ".tsv" else {}
+    found = dialect(path) if builder == "csv" else None  # the TSV / CSV convention shared with data/delimited.py
+    kwargs = {"delimiter": found[0], "quoting": QUOTING[found[1]]} if found else {}
     kwargs.update(entry.get("read_kwargs") or {})  # e.g. {encoding: latin-1}, {quotechar: "'"}: passed to datasets
     return builder, kwargs
 
@@ -204,26 +209,6 @@ def _decode_message(path: Path, err: UnicodeDecodeError) -> str:
         f"data file {path} is not UTF-8{first_bad_utf8(path)} ({err.reason}). Give its encoding with "
         "data.sources[...].read_kwargs: {encoding: <encoding>} (e.g. latin-1 or cp1252), or re-save the file as UTF-8"
     )
-
-
-def first_bad_utf8(path: Path) -> str:
-    """``": byte 0xe9 at byte 31 (line 3)"``: where the first byte that is not UTF-8 sits in the file
-    (a reader's own error offset is within a chunk); empty when the whole file decodes."""
-    offset, line, carry = 0, 1, b""
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            data = carry + block
-            try:
-                data.decode("utf-8")
-                good = len(data)
-            except UnicodeDecodeError as bad:
-                if bad.reason != "unexpected end of data" or bad.start < len(data) - 3:
-                    line += data[: bad.start].count(b"\n")
-                    return f": byte 0x{data[bad.start]:02x} at byte {offset + bad.start} (line {line})"
-                good = bad.start  # a character cut by the block boundary: completed by the next block
-            line += data[:good].count(b"\n")
-            offset, carry = offset + good, data[good:]
-    return f": a cut character at byte {offset} (line {line}, the end of the file)" if carry else ""
 
 
 def parse_agct(value) -> tuple[str, str] | None:

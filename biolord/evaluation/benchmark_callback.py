@@ -55,7 +55,7 @@ class BenchmarkCallback(PeriodicEvaluation):
     def score(self, trainer, pl_module):
         if self.benchmarks is None:
             self.setup(trainer, pl_module)
-        embedder = TextEmbedder(pl_module.encoder, self.batch_size, cache=None)
+        embedder = TextEmbedder(pl_module.encoder, self.batch_size)
         records = evaluate_encoder(embedder, self.benchmarks, f"step {trainer.global_step}")
         metrics = {f"bench/{r['benchmark']}/{k}": v for r in records for k, v in r["metrics"].items()}
         return metrics, metrics

@@ -1,8 +1,10 @@
 """Held-out name -> definition retrieval as a training callback (before, every N steps, at the end).
 
-It scores the live encoder (``pl_module.encoder``) with ``biolord.evaluation.retrieval`` on the
-data module's held-out concepts, logs ``val/heldout_<metric>`` to every logger, and keeps the
-history so that the run can print a before / after table.
+It scores the live encoder (``pl_module.encoder``) with the suite's held-out benchmark
+(``heldout.HeldOutBenchmark``, the one held-out evaluator: ``biolord.evaluate benchmarks=[heldout]``
+gives the same figures for the exported model) on the data module's held-out concepts, logs
+``val/heldout_<metric>`` to every logger, and keeps the history so that the run can print a
+before / after table.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 import logging
 import time
 
+from biolord.evaluation.embedder import TextEmbedder
+from biolord.evaluation.heldout import HeldOutBenchmark
 from biolord.evaluation.periodic import PeriodicEvaluation
-from biolord.evaluation.retrieval import heldout_retrieval
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,9 @@ class HeldOutRetrievalCallback(PeriodicEvaluation):
                 self._warned = True
             return None
         start = time.perf_counter()
-        scores = heldout_retrieval(pl_module.encoder, heldout.names, heldout.definitions, self.batch_size)
+        # a fresh embedder each time: the weights changed since the last evaluation
+        out = HeldOutBenchmark("heldout", heldout=heldout).run(TextEmbedder(pl_module.encoder, self.batch_size))
+        scores = {**out["metrics"], "n": out["n"]}  # acc@1, mrr, n
         log.info(
             "held-out retrieval at step %d: acc@1 %.2f, MRR %.2f (n=%d, %.1fs)",
             trainer.global_step, scores["acc@1"], scores["mrr"], scores["n"], time.perf_counter() - start,

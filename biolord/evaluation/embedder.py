@@ -4,7 +4,8 @@ Benchmarks share texts (STS-B repeats sentences, linking mentions repeat, severa
 can name the same concept), so the evaluation of one model goes through one ``TextEmbedder``
 that deduplicates across all its benchmarks. ``Encoder.encode`` sorts each batch of new texts by
 length, which keeps padding (and CPU time) low. Large fixed text lists (linking dictionaries)
-can also go through the on-disk ``EmbeddingCache``.
+also go through the on-disk store of text vectors (``biolord.embedding_store``, the one the
+teacher cache uses) when a ``cache_dir`` is given.
 """
 
 from __future__ import annotations
@@ -15,26 +16,29 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from biolord.evaluation.cache import EmbeddingCache, encoder_fingerprint
+from biolord.embedding_store import EmbeddingStore, encoder_fingerprint
 from biolord.matryoshka import truncate
 
 log = logging.getLogger(__name__)
 
 
 class TextEmbedder:
-    """encoder: an ``Encoder`` or anything with ``encode(texts, batch_size, device, desc) -> (n, d)`` and ``dim``."""
+    """encoder: an ``Encoder`` or anything with ``encode(texts, batch_size, device, desc) -> (n, d)`` and ``dim``.
 
-    def __init__(self, encoder, batch_size: int = 64, cache: EmbeddingCache | None = None, device=None):
+    cache_dir: root of the on-disk embedding store read by ``embed_cached`` (None: off).
+    """
+
+    def __init__(self, encoder, batch_size: int = 64, cache_dir=None, device=None):
         self.encoder = encoder
         self.batch_size = int(batch_size)
-        self.cache = cache
+        self.cache_dir = cache_dir
+        self._store: EmbeddingStore | None = None
         self.device = device
         self._rows: dict[str, int] = {}
-        self._vectors: list[torch.Tensor] = []  # blocks of (n, d), unit norm
+        self._vectors: list[torch.Tensor] = []  # blocks of (n, d) as the model returned them
         self._fingerprint: str | None = None
         self.texts_encoded = 0  # how many texts went through the model (tests and reports read it)
         self.label = ""  # what is being encoded for (a benchmark name), shown with the progress
-        self.cache_hits = 0
 
     @property
     def fingerprint(self) -> str:
@@ -43,10 +47,10 @@ class TextEmbedder:
         return self._fingerprint
 
     def _encode(self, texts: list[str]) -> torch.Tensor:
+        """(n, d) float32 as the model returns them: what the on-disk store keeps."""
         self.texts_encoded += len(texts)
         desc = f"encoding for {self.label}" if self.label else "encoding"
-        vectors = self.encoder.encode(texts, batch_size=self.batch_size, device=self.device, desc=desc)  # (n, d)
-        return F.normalize(vectors.float(), dim=1)  # (n, d): cosine = dot product, whatever model.normalize says
+        return self.encoder.encode(texts, batch_size=self.batch_size, device=self.device, desc=desc).float()  # (n, d)
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
         """(N, d) unit vectors in the order of ``texts``; only texts not seen before are encoded."""
@@ -56,20 +60,27 @@ class TextEmbedder:
         return self._lookup(texts)
 
     def embed_cached(self, texts: Sequence[str]) -> torch.Tensor:
-        """Like ``embed``, through the on-disk cache keyed by model weights and the texts' content."""
-        unique = list(dict.fromkeys(texts))
-        if self.cache is None or all(t in self._rows for t in unique):
+        """Like ``embed``, through the on-disk store keyed by the model's weights and each text.
+
+        Every distinct text of ``texts`` ends up in the store (those already encoded in memory are
+        added without running the model again), so that the next run reads the whole list.
+        """
+        if self.cache_dir is None:
             return self.embed(texts)
-        vectors = self.cache.load(self.fingerprint, unique)
-        if vectors is None:
-            vectors = self._encode(unique)  # (U, d)
-            where = self.cache.save(self.fingerprint, unique, vectors)
-            log.info("cached %d embeddings in %s", len(unique), where)
-        else:
-            self.cache_hits += 1
-            log.info("embeddings of %d texts read from the cache %s", len(unique), self.cache.root)
-        fresh = [i for i, t in enumerate(unique) if t not in self._rows]
-        self._add([unique[i] for i in fresh], vectors[fresh])
+        if self._store is None:
+            self._store = EmbeddingStore(self.cache_dir, self.fingerprint)
+        store, unique = self._store, list(dict.fromkeys(texts))
+        absent = store.missing(unique)
+        if absent:
+            known = [t for t in absent if t in self._rows]
+            new = [t for t in absent if t not in self._rows]
+            store.add(known + new, torch.cat([self._raw(known), self._encode(new)]))  # (A, d)
+            log.info("stored the embeddings of %d texts in %s", len(absent), store.folder)
+        if len(absent) < len(unique):
+            log.info("embeddings of %d texts read from the store %s", len(unique) - len(absent), store.folder)
+        fresh = [t for t in unique if t not in self._rows]
+        if fresh:
+            self._add(fresh, store.get(fresh))
         return self._lookup(texts)
 
     def _add(self, texts: list[str], vectors: torch.Tensor) -> None:
@@ -80,11 +91,14 @@ class TextEmbedder:
         if len(self._vectors) > 1:
             self._vectors = [torch.cat(self._vectors)]  # (total, d)
 
-    def _lookup(self, texts: Sequence[str]) -> torch.Tensor:
+    def _raw(self, texts: Sequence[str]) -> torch.Tensor:
         if not self._vectors:
             return torch.empty(0, self.encoder.dim)
         index = torch.tensor([self._rows[t] for t in texts], dtype=torch.long)  # (N,)
-        return self._vectors[0][index]  # (N, d)
+        return self._vectors[0][index]  # (N, d) as the model returned them
+
+    def _lookup(self, texts: Sequence[str]) -> torch.Tensor:
+        return F.normalize(self._raw(texts), dim=1)  # (N, d): cosine = dot product, whatever model.normalize says
 
 
 class TruncatedEmbedder:

@@ -9,13 +9,11 @@ what is wrong with the file or the config rather than a KeyError.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
-QUOTING = {"minimal": csv.QUOTE_MINIMAL, "none": csv.QUOTE_NONE}
+from biolord.data.delimited import Table, read_delimited
 
 
 class BenchmarkFileError(ValueError):
@@ -79,44 +77,6 @@ def file_hash(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-@dataclass
-class Table:
-    """Rows of a delimited file. ``columns`` are the header names, or ``None`` without a header."""
-
-    path: Path
-    columns: list[str] | None
-    rows: list[tuple[int, list[str]]] = field(default_factory=list)  # (line number, fields)
-
-    def column_index(self, column, role: str) -> int:
-        """Index of a column given by header name or by 0-based position."""
-        if isinstance(column, int) or (isinstance(column, str) and column.isdigit() and self.columns is None):
-            return int(column)
-        if self.columns is None:
-            raise BenchmarkFileError(
-                f"{role}={column!r} names a column, but {self.path} is read without a header (header=false); "
-                "give a 0-based column number or set header=true"
-            )
-        if column not in self.columns:
-            raise BenchmarkFileError(
-                f"column {column!r} ({role}) not found in {self.path}; available: {self.columns}. "
-                f"Set {role}= to one of them (or a 0-based column number)"
-            )
-        return self.columns.index(column)
-
-
 def read_table(path: Path, delimiter: str = "\t", quoting: str = "minimal", header: bool = True) -> Table:
-    """Read a CSV/TSV file with the stdlib ``csv`` reader (quoting: ``minimal`` or ``none``)."""
-    if quoting not in QUOTING:
-        raise BenchmarkFileError(f"quoting={quoting!r} for {path} is unknown; choose one of {sorted(QUOTING)}")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f, delimiter=delimiter, quoting=QUOTING[quoting])
-        lines = [(reader.line_num, row) for row in reader if row and any(cell.strip() for cell in row)]
-    if not lines:
-        raise BenchmarkFileError(f"{path} is empty; give a file with at least one row")
-    columns = None
-    if header:
-        columns = [c.strip() for c in lines[0][1]]
-        lines = lines[1:]
-        if not lines:
-            raise BenchmarkFileError(f"{path} has a header but no data rows")
-    return Table(path, columns, lines)
+    """A benchmark file through the one delimited-file reader; its errors are ``BenchmarkFileError``."""
+    return read_delimited(path, delimiter, quoting, header, error=BenchmarkFileError)

@@ -3,7 +3,9 @@
 Each held-out concept contributes one query (its preferred name) and one corpus entry (its
 definition); a query is right when its own concept's definition ranks first among all held-out
 definitions. This is the held-out check of the backbone (the concept knowledge the contrastive
-phase is meant to learn), scored on concepts never seen in training.
+phase is meant to learn), scored on concepts never seen in training by ``heldout.HeldOutBenchmark``
+(the benchmark, and through it the training callback); the ranking also serves cross-lingual
+retrieval and the multilingual student's figures.
 """
 
 from __future__ import annotations
@@ -30,11 +32,3 @@ def retrieval_metrics(ranks: torch.Tensor) -> dict[str, float]:
         "n": int(ranks.numel()),
     }
 
-
-def heldout_retrieval(encoder, names: list[str], definitions: list[str], batch_size: int = 128) -> dict[str, float]:
-    """Score ``encoder`` on aligned lists: names[i]'s answer is definitions[i]."""
-    if not names:
-        raise ValueError("held-out retrieval needs at least one concept with a definition; raise data.val_fraction")
-    q = torch.nn.functional.normalize(encoder.encode(names, batch_size=batch_size), dim=1)  # (N, d)
-    c = torch.nn.functional.normalize(encoder.encode(definitions, batch_size=batch_size), dim=1)  # (N, d)
-    return retrieval_metrics(rank_of_gold(q, c, torch.arange(len(names))))

@@ -18,16 +18,16 @@ import logging
 import time
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig
 
 from biolord import matryoshka, model_source
+from biolord.devices import pick_device
 from biolord.encoder import Encoder
 from biolord.evaluation import benchmarks as registry
 from biolord.evaluation import report
-from biolord.evaluation.cache import EmbeddingCache
 from biolord.evaluation.embedder import TextEmbedder, TruncatedEmbedder
 from biolord.evaluation.files import evals_dir_or_default
+from biolord.evaluation.model_names import models_to_score
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +104,8 @@ def evaluate_encoder(embedder: TextEmbedder, benchmarks: list, model_name: str) 
     return records
 
 
-def pick_device(name: str | None) -> torch.device:
-    if name:
-        return torch.device(name)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def run(cfg: DictConfig) -> list[dict]:
-    models = list(cfg.get("models") or [])
+    models = models_to_score(cfg.get("model"), cfg.get("models"))
     if not models:
         raise ValueError("no model to evaluate; give model=<folder or hub id> or models=[a,b]")
     truncate_dims = matryoshka.check_dims(cfg.get("truncate_dims"), None, "truncate_dims")
@@ -127,7 +121,6 @@ def run(cfg: DictConfig) -> list[dict]:
     log.info("benchmark files are read from %s (evals_dir= or BIOLORD_EVALS_DIR)", evals_dir)
     benches, errors = build_benchmarks_or_errors(list(cfg.benchmarks), evals_dir, cfg.get("benchmark_dirs") or (),
                                                  data=data_cfg)
-    cache = EmbeddingCache(cfg.cache_dir) if cfg.get("cache_dir") else None
     device = pick_device(cfg.get("device"))
     results: list[dict] = []
     for name in models:
@@ -140,7 +133,7 @@ def run(cfg: DictConfig) -> list[dict]:
                                max_seq_length=cfg.get("max_seq_length")).to(device)
         log.info("model %s: pooling %s, max_seq_length %d, device %s",
                  name, encoder.pooling, encoder.max_seq_length, device)
-        embedder = TextEmbedder(encoder, cfg.batch_size, cache, device)
+        embedder = TextEmbedder(encoder, cfg.batch_size, cfg.get("cache_dir") or None, device)
         records = []
         # one size at a time, each a view on the same full vectors (the model runs once per text)
         for dim in matryoshka.check_dims(truncate_dims, encoder.dim, "truncate_dims") or [None]:

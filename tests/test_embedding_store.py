@@ -1,0 +1,66 @@
+"""One on-disk store of text vectors for evaluation and teacher vectors: keyed by fingerprint and text."""
+
+import pytest
+import torch
+
+from biolord.embedding_store import EmbeddingStore, encoder_fingerprint
+from biolord.evaluation.embedder import TextEmbedder
+from biolord.teacher_cache import TeacherCache
+
+try:
+    from tests.evaluation_tiny import CountingEncoder, tiny_eval_encoder, tiny_eval_model_dir  # noqa: F401
+except ImportError:
+    from evaluation_tiny import CountingEncoder, tiny_eval_encoder, tiny_eval_model_dir  # noqa: F401
+
+NAMES = ["wilson disease", "copper toxicosis", "heart failure", "breast cancer"]
+
+
+def test_vectors_an_evaluation_stored_are_what_a_teacher_cache_of_the_same_model_reads(tmp_path, tiny_eval_encoder):
+    """The same shards under the same key: a TeacherCache with no teacher at all serves the
+    dictionary vectors an evaluation stored, as the model returned them (not re-normalised)."""
+    counting = CountingEncoder(tiny_eval_encoder)
+    TextEmbedder(counting, batch_size=8, cache_dir=tmp_path).embed_cached(NAMES)
+    assert counting.texts == len(NAMES)
+    teacher_side = TeacherCache(tmp_path, fingerprint=encoder_fingerprint(tiny_eval_encoder))
+    assert len(teacher_side) == len(NAMES)
+    stored = teacher_side.lookup(NAMES[::-1])  # (4, d)
+    assert torch.allclose(stored, tiny_eval_encoder.encode(NAMES[::-1]).float(), atol=1e-6)
+    assert teacher_side.stats()["hits"] == 4 and teacher_side.stats()["teacher_calls"] == 0
+
+
+def test_a_grown_dictionary_encodes_only_its_new_names_and_vectors_are_unit_length(tmp_path, tiny_eval_encoder):
+    TextEmbedder(CountingEncoder(tiny_eval_encoder), batch_size=8, cache_dir=tmp_path).embed_cached(NAMES[:3])
+    counting = CountingEncoder(tiny_eval_encoder)
+    embedder = TextEmbedder(counting, batch_size=8, cache_dir=tmp_path)
+    vectors = embedder.embed_cached(NAMES + NAMES[:1])  # (5, d)
+    assert counting.texts == 1  # only "breast cancer" is new
+    assert torch.allclose(vectors.norm(dim=1), torch.ones(5), atol=1e-5)
+    assert torch.equal(vectors[0], vectors[4])
+    plain = TextEmbedder(CountingEncoder(tiny_eval_encoder), batch_size=8).embed(NAMES)
+    assert torch.allclose(vectors[:4], plain, atol=1e-5)  # the store changes where vectors come from, not what they are
+
+
+def test_retrained_weights_get_their_own_vectors(tmp_path, tiny_eval_encoder):
+    import copy
+
+    TextEmbedder(tiny_eval_encoder, cache_dir=tmp_path).embed_cached(NAMES)
+    retrained = copy.deepcopy(tiny_eval_encoder)
+    with torch.no_grad():
+        next(retrained.transformer.parameters()).add_(0.5)
+    counting = CountingEncoder(retrained)
+    TextEmbedder(counting, cache_dir=tmp_path).embed_cached(NAMES)
+    assert counting.texts == len(NAMES)  # never served the old model's vectors
+    assert len(list(tmp_path.iterdir())) == 2  # one folder per fingerprint
+
+
+def test_store_refuses_a_wrong_count_or_dimension_and_names_missing_texts(tmp_path):
+    store = EmbeddingStore(tmp_path, "fp")
+    store.add(["a", "b", "a"], torch.tensor([[1.0, 0.0], [0.0, 1.0], [9.0, 9.0]]))
+    assert len(store) == 2 and torch.equal(store.get(["a"]), torch.tensor([[1.0, 0.0]]))  # first row of a repeated text
+    with pytest.raises(ValueError, match="returned 1 vectors for 2 texts"):
+        store.add(["c", "d"], torch.zeros(1, 2))
+    with pytest.raises(ValueError, match="dimension 3 for the store .*holds dimension 2"):
+        store.add(["c"], torch.zeros(1, 3))
+    with pytest.raises(KeyError, match="not in the embedding store .*'zzz'"):
+        store.get(["a", "zzz"])
+    assert EmbeddingStore(tmp_path, "fp").get(["b", "a"]).tolist() == [[0.0, 1.0], [1.0, 0.0]]  # read back from disk
