@@ -109,7 +109,7 @@ class SelfDistillHooks(ContrastiveHooks):
     summary = ("Self-distillation phase of BioLORD-2023: the student keeps the contrastive teacher's similarities "
                "while training on the concept pairs again.")
 
-    def prepare(self) -> None:
+    def check(self) -> None:
         teacher_spec(self.cfg.get("teacher"), "a teacher")  # before any heavy work
         if self.cfg.phase.student_init not in ("base", "teacher"):
             raise ValueError(f"phase.student_init={self.cfg.phase.student_init!r}: choose base (the model group) or teacher")

@@ -5,7 +5,7 @@ Distillation trains a student to reproduce a frozen teacher's vectors (Reimers &
 2015). The teacher's output for a text never changes, so, like sentence-transformers'
 multilingual distillation (teacher embeddings computed once with ``dataset.map``), each text goes
 through the teacher once; every later epoch, run and phase reads the stored vector. Used by the
-multilingual phase (``biolord.distill``) and meant for self-distillation too: nothing here knows
+multilingual phase (``biolord.multilingual``) and meant for self-distillation too: nothing here knows
 about languages, only about texts.
 
 Layout: ``<root>/<teacher fingerprint>/<texts hash>.safetensors``, one shard per batch of new

@@ -40,7 +40,7 @@ class EmbeddingPhase(L.LightningModule):
     def __init__(self, optimizer: Optimizer, clip: GradientClip, batch_size_per_device: int, run_config: dict,
                  gradcache_mini_batch_size: int | None = None, tokens_per_forward: int | None = None):
         super().__init__()
-        self.optimizer = optimizer
+        self.optimizer_factory = optimizer
         self.clip = clip
         self.batch_size_per_device = int(batch_size_per_device)
         self.run_config = run_config  # the resolved config, stored in every checkpoint
@@ -122,7 +122,7 @@ class EmbeddingPhase(L.LightningModule):
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"loss is {loss.item()} at step {self.global_step}. " + divergence_advice(
-                    self.global_step, self.trainer.default_root_dir, self.optimizer.lr, self.loss_scale)
+                    self.global_step, self.trainer.default_root_dir, self.optimizer_factory.lr, self.loss_scale)
             )
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], prog_bar=True, batch_size=batch_size)
@@ -130,7 +130,7 @@ class EmbeddingPhase(L.LightningModule):
 
     # ---- optimizer, clipping, checkpoint ------------------------------------------------------
     def configure_optimizers(self):
-        return self.optimizer(self, int(self.trainer.estimated_stepping_batches))
+        return self.optimizer_factory(self, int(self.trainer.estimated_stepping_batches))
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         # the Trainer has no clip value (biolord.train): the phase's own, under either optimization
