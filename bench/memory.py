@@ -1,4 +1,4 @@
-"""Peak training memory with and without GradCache (``phase.loss.mini_batch_size``).
+"""Peak training memory with and without GradCache (``gradcache.mini_batch_size``).
 
 One optimizer step of the contrastive phase (both sides embedded, InfoNCE, backward, AdamW) on
 real MONDO pairs (name -> definition / synonym / description rows of the embedded default data),

@@ -27,7 +27,7 @@ matmul measured here in fp32 and in bf16 (the machine's own ceiling for this kin
     python bench/throughput.py --rounds 5 --steps 20 --threads 2
     python bench/throughput.py --precision 32-true               # biolord in fp32 too (chunks only)
     python bench/throughput.py --tokens-per-forward 0            # biolord without chunks (one padded forward per side)
-    python bench/throughput.py --gradcache 16                    # A with phase.loss.mini_batch_size=16
+    python bench/throughput.py --gradcache 16                    # A with gradcache.mini_batch_size=16
     # GPU (bf16, MFU), e.g. H100 SXM dense bf16 989 TFLOP/s:
     python bench/throughput.py --model /path/to/all-mpnet-base-v2 --batch-size 256 --max-seq-length 128 --peak-tflops 989
 """
@@ -64,7 +64,7 @@ def compose_cfg(args, out: str):
         "logger=none",
     ]
     if args.gradcache:
-        overrides.append(f"phase.loss.mini_batch_size={args.gradcache}")
+        overrides.append(f"gradcache.mini_batch_size={args.gradcache}")
     if args.attn:
         overrides.append(f"model.attn_implementation={args.attn}")
     overrides.append(f"phase.tokens_per_forward={args.tokens_per_forward or 'null'}")
@@ -271,7 +271,7 @@ def main() -> None:
                         help="sentence-transformers' precision (default: fp32 on CPU, bf16 on CUDA)")
     parser.add_argument("--tokens-per-forward", type=int, default=2048,
                         help="biolord's phase.tokens_per_forward (0: one padded forward per side)")
-    parser.add_argument("--gradcache", type=int, default=None, help="A with phase.loss.mini_batch_size=N")
+    parser.add_argument("--gradcache", type=int, default=None, help="A with gradcache.mini_batch_size=N")
     parser.add_argument("--attn", default=None, help="attn_implementation for both (sdpa | eager); default: transformers'")
     parser.add_argument("--same-batches", action="store_true",
                         help="give sentence-transformers biolord's batches (length-grouped) instead of its random ones")

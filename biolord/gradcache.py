@@ -57,7 +57,7 @@ def mini_batches(features: Features, size: int) -> list[Features]:
     the embeddings do not change (padding is masked) and short chunks run faster.
     """
     if size < 1:
-        raise ValueError(f"phase.loss.mini_batch_size must be a positive integer or null, got {size}")
+        raise ValueError(f"gradcache.mini_batch_size must be a positive integer or null, got {size}")
     mask = features["attention_mask"]  # (B, T)
     batch = mask.shape[0]
     chunks = []

@@ -65,7 +65,7 @@ class Student(nn.Module):
             if not projection:
                 raise DimensionMismatchError(
                     f"student {encoder.source} gives {encoder.dim}-d vectors, the teacher {teacher_dim}-d; "
-                    "set student.projection=true to learn a linear map to the teacher's space, or pick a "
+                    "set model.projection=true to learn a linear map to the teacher's space, or pick a "
                     f"student with dimension {teacher_dim}"
                 )
         if projection and teacher_dim is not None:
@@ -101,7 +101,7 @@ class Student(nn.Module):
         cosine between student and teacher vectors before and after, for the log.
         """
         if self.projection is None:
-            raise ValueError("init_projection needs student.projection=true")
+            raise ValueError("init_projection needs model.projection=true")
         texts = [self.prefix + t for t in texts]
         pooled = F.normalize(encode_in_batches(self.encoder, texts, batch_size), dim=1)  # (N, d_s), normalize is off
         targets = F.normalize(targets.float(), dim=1)  # (N, d_t)
@@ -144,7 +144,7 @@ def _freeze_bottom(encoder: Encoder, n: int) -> None:
     layers = getattr(getattr(encoder.transformer, "encoder", None), "layer", None)
     if layers is None or not 0 <= n <= len(layers):
         found = "no encoder.layer list" if layers is None else f"{len(layers)} layers"
-        raise ValueError(f"student.freeze_layers={n}: {encoder.source} has {found}; use 0..{len(layers or [])}")
+        raise ValueError(f"model.freeze_layers={n}: {encoder.source} has {found}; use 0..{len(layers or [])}")
     embeddings = getattr(encoder.transformer, "embeddings", None) or encoder.transformer.get_input_embeddings()
     embeddings.requires_grad_(False)
     for layer in layers[:n]:

@@ -5,7 +5,7 @@ Distillation trains a student to reproduce a frozen teacher's vectors (Reimers &
 2015). The teacher's output for a text never changes, so, like sentence-transformers'
 multilingual distillation (teacher embeddings computed once with ``dataset.map``), each text goes
 through the teacher once; every later epoch, run and phase reads the stored vector. Used by the
-multilingual phase (``biolord.distill``) and the self-distillation phase (``phases/self_distill.py``):
+multilingual phase (``biolord.multilingual``) and the self-distillation phase (``phases/self_distill.py``):
 nothing here knows about languages, only about texts.
 
 The vectors live in the one embedding store (``biolord.embedding_store``: ``<root>/<teacher

@@ -1,7 +1,12 @@
-"""``run(cfg)``: one training phase end to end (data, model, Lightning fit, export, report).
+"""``run(cfg)``: one training run of any phase (contrastive, self_distill, multilingual), end to end.
 
-Called by ``train.py`` (Hydra) and by the tests (Hydra's compose API), so that everything a run
-does is reachable from Python.
+Called by ``train.py`` and ``distill.py`` (Hydra) and by the tests (Hydra's compose API), so that
+everything a run does is reachable from Python. This is the one orchestrator: seeding, resume
+(automatic or ``ckpt_path=``), exact-resume state, checkpoints and the final ``last.ckpt``,
+loggers and the logged config, callbacks from config, rank-0 writing (``metrics.json``, the
+model and its card) and the report are the same for every phase; a phase adds its hooks
+(``biolord.phases.hooks.PhaseHooks``: network, data, module with its loss, evaluation callbacks,
+report and export), looked up by ``phase.name``.
 """
 
 from __future__ import annotations
@@ -17,17 +22,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from biolord import matryoshka, resume_point
+from biolord import resume_point
 from biolord.checkpoint import AtomicCheckpointIO, remove_stale_temp_files
 from biolord.console import quiet_lightning
-from biolord.data.datamodule import PairDataModule
-from biolord.encoder import Encoder
-from biolord.evaluation.benchmark_callback import BenchmarkCallback
-from biolord.evaluation.callback import HeldOutRetrievalCallback
-from biolord import card
-from biolord.export import export_sentence_transformers
 from biolord.loggers import LastTrainRow, finish_loggers, instantiate_loggers, log_config, log_model_artifact
-from biolord.phases import phase_class
+from biolord.phases import phase_hooks
+from biolord.phases.hooks import ModuleParts, PhaseHooks
+from biolord.phases.optim import GradientClip, Optimizer
 from biolord.progress_bar import StepProgressBar
 from biolord.resume import ChangedOptimSettings, ExactResumeCallback
 
@@ -37,8 +38,11 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig) -> dict:
     start = time.perf_counter()
     quiet_lightning()  # one copy of each Lightning message, from the seed line on (biolord.console)
-    phase_cls = phase_class(cfg.phase.name)  # unknown phase: clear error before any heavy work
-    check_run_settings(cfg.data.batch_size_per_device, cfg.trainer.get("max_steps"), cfg.trainer.get("max_epochs"))
+    hooks: PhaseHooks = phase_hooks(cfg.phase.name)(cfg)  # unknown phase: clear error before any heavy work
+    gradcache = OmegaConf.select(cfg, "gradcache.mini_batch_size")
+    check_run_settings(hooks.batch_size_per_device, cfg.trainer.get("max_steps"), cfg.trainer.get("max_epochs"),
+                       gradcache, cfg.trainer.get("accumulate_grad_batches", 1))
+    hooks.check()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     if rank_zero_only.rank == 0:
@@ -49,14 +53,17 @@ def run(cfg: DictConfig) -> dict:
                  "continues this run after a kill)", output_dir, output_dir)
     L.seed_everything(cfg.seed, workers=True)
 
-    encoder = phase_cls.initial_encoder(cfg)  # the student of self_distill may be a copy of the teacher
-    datamodule = PairDataModule(cfg.data, encoder.tokenizer, encoder.max_seq_length, str(output_dir))
-    datamodule.setup("fit")
-    module = phase_cls(encoder, cfg)
+    hooks.prepare()
+    network = hooks.network()
+    # rank 0 writes data_stats.json: Lightning's DDP ranks run this before the process group exists
+    data = hooks.data(network, output_dir if rank_zero_only.rank == 0 else None)
+    parts = ModuleParts(Optimizer.from_config(cfg.optim), GradientClip.from_trainer_config(cfg.trainer),
+                        hooks.batch_size_per_device, OmegaConf.to_container(cfg, resolve=True), gradcache)
+    module = hooks.module(network, data, parts)
     if point is not None:
-        point.check_same_model(module.state_dict(), cfg.model.name_or_path)
+        point.check_same_model(module.state_dict(), hooks.model_name)
 
-    evaluation = HeldOutRetrievalCallback(cfg.eval.every_n_steps, cfg.eval.batch_size, cfg.eval.at_start)
+    evaluation = hooks.callbacks(data)
     checkpointing = ModelCheckpoint(
         dirpath=output_dir / "checkpoints",
         filename="step-{step}",
@@ -67,41 +74,55 @@ def run(cfg: DictConfig) -> dict:
         mode="max",
         auto_insert_metric_name=False,
     )
-    bench = BenchmarkCallback.from_config(cfg.get("bench"))  # None when no benchmark is configured
     bar = [StepProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []
     loggers = instantiate_loggers(cfg, point.step if point else None, point.log_row if point else None)
-    # GradCache runs Lightning's manual optimization, which refuses trainer.gradient_clip_val: the
-    # phase clips with the configured value itself (biolord/phases/contrastive.py)
-    manual = {"gradient_clip_val": None} if OmegaConf.select(cfg, "phase.loss.mini_batch_size") else {}
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer,
-        **manual,
+        # the phase clips with trainer.gradient_clip_val itself (``parts.clip``): GradCache's manual
+        # optimization, where Lightning refuses a Trainer clip value, clips as the plain step does
+        gradient_clip_val=None, gradient_clip_algorithm=None,
         callbacks=[ExactResumeCallback(), ChangedOptimSettings(OmegaConf.to_container(cfg.optim, resolve=True)),
-                   LastTrainRow(), evaluation, checkpointing] + ([bench] if bench else []) + bar,
+                   LastTrainRow(), *evaluation, checkpointing, *configured_callbacks(cfg.get("callbacks")), *bar],
         logger=loggers or False,
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(output_dir),
     )
     log_config(trainer.loggers, cfg)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(point.path) if point else None)
-    if not cfg.trainer.get("fast_dev_run"):
+    trainer.fit(module, datamodule=data, ckpt_path=str(point.path) if point else None)
+    fast_dev_run = bool(cfg.trainer.get("fast_dev_run"))
+    if not fast_dev_run:
         # ModelCheckpoint saves every N steps; make sure last.ckpt holds the final step too.
         # (Called on every rank: Lightning writes on rank 0 only.)
         # weights_only=False said explicitly: the full state (optimizer, loops, callbacks) for resume.
         trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt", weights_only=False)
 
-    bench_history = bench.history if bench else []
-    result = {"output_dir": str(output_dir), "history": evaluation.history, "bench_history": bench_history}
+    result = {"output_dir": str(output_dir), **hooks.outcome(module, evaluation)}
     if trainer.is_global_zero:
-        kept = datamodule.report.get("kept", {})
-        result.update(_report(cfg, encoder, evaluation.history, bench_history, output_dir, time.perf_counter() - start, kept))
+        export = bool(cfg.export) and not fast_dev_run
+        result.update(write_report(hooks, network, data, module, evaluation, output_dir, export, start))
         if cfg.get("wandb_artifact") and "model_dir" in result:
             log_model_artifact(trainer.loggers, result["model_dir"], f"biolord-{cfg.phase.name}")
     finish_loggers(trainer.loggers)
     return result
 
 
-def check_run_settings(batch_size_per_device, max_steps, max_epochs) -> None:
+def configured_callbacks(entries) -> list[L.Callback]:
+    """The ``callbacks:`` mapping of the entry config: ``name: {_target_: ..., **kwargs}`` each, so that
+    a user adds one without patching code, e.g.
+    ``+callbacks.lr_monitor._target_=lightning.pytorch.callbacks.LearningRateMonitor``; ``name: null``
+    switches a preset's entry off."""
+    out = []
+    for name, entry in (entries or {}).items():
+        if entry is None:
+            continue
+        if "_target_" not in entry:
+            raise ValueError(f"callbacks.{name} has no _target_ (got {OmegaConf.to_container(entry)}); give the "
+                             f"callback class, e.g. +callbacks.{name}._target_=lightning.pytorch.callbacks.LearningRateMonitor")
+        out.append(hydra.utils.instantiate(entry))
+    return out
+
+
+def check_run_settings(batch_size_per_device, max_steps, max_epochs, gradcache=None, accumulate=1) -> None:
     """Values that would otherwise fail deep inside the data or the schedule with a raw error."""
     if not isinstance(batch_size_per_device, int) or batch_size_per_device < 1:
         raise ValueError(
@@ -117,83 +138,27 @@ def check_run_settings(batch_size_per_device, max_steps, max_epochs) -> None:
     if not no_steps and max_steps < 1:
         raise ValueError(f"trainer.max_steps={max_steps}: give a positive number of optimizer steps (or -1 with "
                          "trainer.max_epochs=N)")
+    if gradcache is None:
+        return
+    if not isinstance(gradcache, int) or isinstance(gradcache, bool) or gradcache < 1:
+        raise ValueError(f"gradcache.mini_batch_size={gradcache!r}: give a positive number of rows per forward, "
+                         "or null for the plain step")
+    if accumulate != 1:
+        raise ValueError(
+            f"trainer.accumulate_grad_batches={accumulate} with gradcache.mini_batch_size={gradcache}: GradCache "
+            "already gives the large batch; raise data.batch_size_per_device instead and set "
+            "trainer.accumulate_grad_batches=1")
 
 
-def _report(cfg, encoder: Encoder, history: list[dict], bench_history: list[dict], output_dir: Path, seconds: float,
-            rows_kept: dict | None = None) -> dict:
-    table = before_after_table(history)
-    if table:
-        print("\nHeld-out name -> definition retrieval (concepts never seen in training):\n" + table)
-    bench_table = bench_before_after(bench_history)
-    if bench_table:
-        print("\nBenchmarks:\n" + bench_table)
-    out: dict = {"seconds": round(seconds, 1)}
-    if cfg.export and not cfg.trainer.get("fast_dev_run"):
-        card_text = training_card(cfg, encoder, history, bench_history, rows_kept, table, bench_table)
-        out["model_dir"] = str(export_sentence_transformers(encoder, output_dir / "model", card_text))
+def write_report(hooks: PhaseHooks, network, data, module, evaluation: list, output_dir: Path, export: bool,
+                 start: float) -> dict:
+    """Rank 0: the phase's summary printed, the model and its card exported, ``metrics.json`` written."""
+    report = hooks.report(network, data, module, evaluation, export)
+    out: dict = {"seconds": round(time.perf_counter() - start, 1)}
+    if report.summary:
+        print(report.summary)
+    if export:
+        out["model_dir"] = str(hooks.export(network, output_dir / "model", report.card))
         log.info("sentence-transformers model written to %s", out["model_dir"])
-    (output_dir / "metrics.json").write_text(
-        json.dumps({"heldout_retrieval": history, "benchmarks": bench_history, **out}, indent=2)
-    )
+    (output_dir / "metrics.json").write_text(json.dumps({**report.metrics, **out}, indent=2))
     return out
-
-
-PHASE_SUMMARY = {
-    "contrastive": "Contrastive phase of BioLORD-2023: concept names pulled towards their definitions and "
-                   "knowledge-graph descriptions (InfoNCE over in-batch negatives).",
-    "self_distill": "Self-distillation phase of BioLORD-2023: the student keeps the contrastive teacher's similarities "
-                    "while training on the concept pairs again.",
-}
-
-
-def training_card(cfg, encoder: Encoder, history: list[dict], bench_history: list[dict], rows_kept: dict | None,
-                  table: str, bench_table: str) -> str:
-    """The exported model's README.md: biolord.card's generator with this run's facts."""
-    phase = cfg.phase.name
-    dims = OmegaConf.select(cfg, "phase.loss.matryoshka_dims")  # the card says which sizes were trained
-    _, _, inherited = card.base_model_facts(encoder.source)  # a self-distilled model keeps its teacher's data
-    sections = [f"## Held-out retrieval\n\nName -> definition retrieval on concepts never seen in training.\n\n{table}"
-                if table else "",
-                f"## Benchmarks\n\nAt the first and the last evaluation of the run.\n\n{bench_table}" if bench_table else "",
-                matryoshka.card_section(dims).strip()]
-    return matryoshka.tag_card(card.model_card(
-        title=f"biolord {phase.replace('_', '-')} model",
-        summary=PHASE_SUMMARY.get(phase, f"Trained by the {phase} phase of biolord."),
-        model_facts=card.encoder_facts(encoder),
-        base_model=encoder.source,
-        credits=card.data_credits(cfg.data.sources, rows_kept),
-        extra_datasets=inherited,
-        scores=card.heldout_scores(history[-1] if history else None)
-        + card.benchmark_scores(card.last_benchmarks(bench_history)),
-        sections=sections,
-        config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
-        license=OmegaConf.select(cfg, "card.license"),
-        project_url=OmegaConf.select(cfg, "card.project_url"),
-    ), dims)
-
-
-def before_after_table(history: list[dict]) -> str:
-    """Markdown table of the first and the last evaluation. The first row is labelled ``base``
-    only when it is step 0 (the model before any update); otherwise it is a trained model too."""
-    if not history:
-        return ""
-    first, last = history[0], history[-1]
-    rows = ["| model | step | acc@1 | MRR | n |", "|---|---:|---:|---:|---:|"]
-    entries = [(first, "base" if first["step"] == 0 else "first evaluated")]
-    if len(history) > 1:
-        entries.append((last, "trained"))
-    elif first["step"] != 0:
-        entries = [(first, "trained")]
-    rows += [f"| {label} | {h['step']} | {h['acc@1']:.2f} | {h['mrr']:.2f} | {h['n']} |" for h, label in entries]
-    return "\n".join(rows)
-
-
-def bench_before_after(history: list[dict]) -> str:
-    """Markdown table of benchmark metrics at the first and the last evaluation."""
-    if not history:
-        return ""
-    first, last = history[0], history[-1]
-    keys = [k for k in first if k != "step"]
-    rows = [f"| metric | step {first['step']} | step {last['step']} |", "|---|---:|---:|"]
-    rows += [f"| {k.removeprefix('bench/')} | {first[k]:.2f} | {last.get(k, float('nan')):.2f} |" for k in keys]
-    return "\n".join(rows)

@@ -23,7 +23,8 @@ from biolord.checkpoint import (
     load_checkpoint,
 )
 from biolord.model_source import ModelNotFoundError
-from biolord.train import before_after_table, run
+from biolord.pair_phases import before_after_table
+from biolord.train import run
 from tests.conftest import ROOT, compose, write_obo, write_tiny_model
 
 

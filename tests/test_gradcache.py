@@ -203,7 +203,7 @@ def test_train_run_with_gradcache_matches_plain_run(tiny_train_cfg, tiny_model_d
         "optim.lr=0.01", "optim.warmup_steps=0", "trainer.gradient_clip_val=0.05", *extra,
     ]
     run(tiny_train_cfg(*common, f"paths.output_dir={tmp_path / 'plain'}"))
-    result = run(tiny_train_cfg(*common, f"paths.output_dir={tmp_path / 'cached'}", "phase.loss.mini_batch_size=2"))
+    result = run(tiny_train_cfg(*common, f"paths.output_dir={tmp_path / 'cached'}", "gradcache.mini_batch_size=2"))
     assert result["history"]  # evaluated at start and end, like a plain run
 
     plain, cached = _csv_losses(tmp_path / "plain"), _csv_losses(tmp_path / "cached")

@@ -57,36 +57,28 @@ def test_self_distill_run_reuses_the_teacher_cache(tiny_train_cfg, contrastive_r
 
 
 def test_teacher_not_called_on_the_second_epoch(tiny_train_cfg, contrastive_run, tmp_path, monkeypatch):
+    """Each teacher call is matched with the epoch that made it, read from the batches a callback added
+    through the config (``+callbacks.seen``) recorded."""
+    import json
+
     from biolord.teacher_cache import FrozenTeacher
 
+    seen = tmp_path / "seen"
     steps_at_call = []
     original = FrozenTeacher.encode
-    import lightning as L
-
-    seen = {}
-
-    class Spy(L.Callback):
-        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            seen["epoch"] = trainer.current_epoch
 
     def counting(self, texts, batch_size=64):
-        steps_at_call.append(seen.get("epoch"))
+        lines = (seen / "rank0.jsonl").read_text().splitlines() if (seen / "rank0.jsonl").exists() else []
+        steps_at_call.append(json.loads(lines[-1])["epoch"] if lines else None)  # None: before training
         return original(self, texts, batch_size)
 
     monkeypatch.setattr(FrozenTeacher, "encode", counting)
-    import biolord.train as train_mod
-
-    original_instantiate = train_mod.hydra.utils.instantiate
-
-    def with_spy(cfg, **kwargs):
-        if "callbacks" in kwargs:
-            kwargs["callbacks"] = kwargs["callbacks"] + [Spy()]
-        return original_instantiate(cfg, **kwargs)
-
-    monkeypatch.setattr(train_mod.hydra.utils, "instantiate", with_spy)
     run(tiny_train_cfg("phase=self_distill", f"teacher={contrastive_run}", "data.max_train_rows=16",
                        "data.batch_size_per_device=8", "trainer.max_steps=6", "eval.every_n_steps=0",
+                       "+callbacks.seen._target_=tests.run_callbacks.BatchRecorder", f"+callbacks.seen.folder={seen}",
                        f"phase.teacher_cache_dir={tmp_path}/fresh_cache", f"paths.output_dir={tmp_path}/sd"))
+    epochs = [json.loads(line)["epoch"] for line in (seen / "rank0.jsonl").read_text().splitlines()]
+    assert len(epochs) == 6 and epochs == sorted(epochs) and epochs[-1] >= 1  # the callback from config saw every step
     assert 0 in steps_at_call  # epoch 0 fills the cache
     assert not [e for e in steps_at_call if e is not None and e > 0]  # epochs 1 and 2 never call the teacher
 

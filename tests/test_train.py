@@ -145,3 +145,27 @@ def test_benchmarks_run_during_training_and_reach_the_card(tiny_train_cfg, tmp_p
     assert {(r.dataset_type, r.metric_type): r.metric_value for r in data.eval_results} == measured
     assert "doi = {10.1093/jamia/ocae029}" in card and "https://github.com/)" not in card
     assert "(https://pypi.org/project/biolord-embed/)" in card
+
+
+def test_run_settings_name_the_bad_value():
+    from biolord.train import check_run_settings
+
+    with pytest.raises(ValueError, match=r"gradcache.mini_batch_size=0: give a positive number"):
+        check_run_settings(8, 10, -1, gradcache=0)
+    with pytest.raises(ValueError, match=r"trainer.accumulate_grad_batches=2 with gradcache.mini_batch_size=4"):
+        check_run_settings(8, 10, -1, gradcache=4, accumulate=2)
+    check_run_settings(8, 10, -1, gradcache=4)  # a valid GradCache setting passes
+
+
+def test_callbacks_come_from_the_config(tmp_path):
+    """``callbacks:`` entries are instantiated by their _target_; null switches one off; no _target_ is an error."""
+    from omegaconf import OmegaConf
+
+    from biolord.train import configured_callbacks
+    from tests.run_callbacks import BatchRecorder
+
+    made = configured_callbacks(OmegaConf.create(
+        {"rec": {"_target_": "tests.run_callbacks.BatchRecorder", "folder": str(tmp_path)}, "off": None}))
+    assert len(made) == 1 and isinstance(made[0], BatchRecorder) and made[0].folder == tmp_path
+    with pytest.raises(ValueError, match=r"callbacks.bad has no _target_ .*\+callbacks.bad._target_="):
+        configured_callbacks(OmegaConf.create({"bad": {"folder": "x"}}))

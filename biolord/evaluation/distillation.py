@@ -108,8 +108,3 @@ def student_vs_teacher_table(history: list[dict], reference: dict[str, dict]) ->
             f"| {t.get('en->en acc@1', nan):.1f} | {t.get('xx->en acc@1', nan):.1f} |"
         )
     return "\n".join(lines)
-
-
-# The name biolord/distill.py imports until its import line reads student_vs_teacher_table
-# (notes/h12c.md lists the change for the merge); then this line goes.
-before_after_table = student_vs_teacher_table

@@ -1,20 +1,20 @@
-"""One LightningModule per training phase, looked up by ``phase.name``."""
+"""The phases, looked up by ``phase.name``: each is a set of hooks (``biolord.phases.hooks.PhaseHooks``)
+for the one run path ``biolord.train.run`` and a LightningModule in this package."""
 
 from __future__ import annotations
 
+import importlib
+
 PHASES = {
-    "contrastive": "biolord.phases.contrastive:ContrastivePhase",
-    "self_distill": "biolord.phases.self_distill:SelfDistillPhase",
+    "contrastive": "biolord.pair_phases:ContrastiveHooks",
+    "self_distill": "biolord.pair_phases:SelfDistillHooks",
+    "multilingual": "biolord.multilingual:MultilingualHooks",
 }
-NOT_YET: dict[str, str] = {}
 
 
-def phase_class(name: str):
-    if name in NOT_YET:
-        raise NotImplementedError(f"phase={name}: {NOT_YET[name]}; available now: {sorted(PHASES)}")
+def phase_hooks(name: str):
+    """The hooks class of phase ``name``, or an error that lists the phases."""
     if name not in PHASES:
         raise ValueError(f"unknown phase {name!r}; choose one of {sorted(PHASES)} (e.g. python train.py phase=contrastive)")
-    import importlib
-
     module, _, attr = PHASES[name].partition(":")
     return getattr(importlib.import_module(module), attr)

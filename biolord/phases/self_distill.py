@@ -5,92 +5,72 @@ student trained to reproduce it keeps the concept knowledge, and a second teache
 base model) on the sentence side keeps the general geometry (Remy et al., JAMIA 2024, section 2.3;
 the paper's exact recipe is not public offline, so every term is configurable):
 
-- ``mse_weight``: MSE(student(name), teacher(name)) + MSE(student(text), text_teacher(text));
-- ``kl_weight``: KL between the teacher's and the student's in-batch similarity distributions
+- ``weights.mse``: MSE(student(name), teacher(name)) + MSE(student(text), text_teacher(text));
+- ``weights.kl``: KL between the teacher's and the student's in-batch similarity distributions
   (names x texts, both embedded by the concept teacher);
-- ``contrastive_weight``: the InfoNCE of phase 1 on the pairs.
+- ``weights.contrastive``: the InfoNCE of phase 1 on the pairs.
 
-Teacher vectors come from ``biolord.teacher_cache``: each text goes through a teacher once, later
-epochs and reruns read them from disk. The student starts from the base model (``model`` group) or
-from the teacher (``phase.student_init``). Everything else (optimizer, GradCache, logging,
-checkpoints) is the contrastive phase's.
+Teacher vectors come from ``biolord.teacher_cache`` (built by ``biolord.pair_phases``): each text
+goes through a teacher once, later epochs and reruns read them from disk. The step, GradCache,
+logging and the optimizer are every phase's (``biolord.phases.base``).
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
-from omegaconf import OmegaConf
 
 from biolord.encoder import Encoder
+from biolord.losses import InfoNCELoss
 from biolord.losses_distill import embedding_mse, similarity_kl
-from biolord.phases.contrastive import ContrastivePhase
-from biolord.teacher_cache import FrozenTeacher, TeacherCache
+from biolord.phases.base import EmbeddingPhase
+from biolord.phases.contrastive import pair_batch_line
+from biolord.teacher_cache import TeacherCache
 
 log = logging.getLogger(__name__)
 
 
-def teacher_spec(spec: str | None, what: str) -> str:
-    """The configured teacher, or the error that says what to pass."""
-    if not spec:
-        raise ValueError(
-            f"phase=self_distill needs {what}: e.g. teacher=outputs/contrastive/<run> (a run folder, its model/ "
-            "folder, a sentence-transformers folder or a hub id)"
-        )
-    return str(spec)
+@dataclass(frozen=True)
+class DistillWeights:
+    mse: float = 1.0
+    kl: float = 1.0
+    contrastive: float = 0.0
+
+    def __post_init__(self):
+        if min(self.mse, self.kl, self.contrastive) < 0 or self.mse + self.kl + self.contrastive <= 0:
+            raise ValueError(f"phase.weights {vars(self)} must be >= 0 and not all 0")
 
 
-def load_teacher(spec: str | None, what: str) -> Encoder:
-    return Encoder.load(teacher_spec(spec, what))
-
-
-class SelfDistillPhase(ContrastivePhase):
-    @classmethod
-    def initial_encoder(cls, cfg) -> Encoder:
-        """The student: the base model (``model`` group) or a copy of the teacher (``phase.student_init``)."""
-        init = cfg.phase.student_init
-        if init == "base":
-            return Encoder.from_config(cfg.model)
-        if init != "teacher":
-            raise ValueError(f"phase.student_init={init!r}: choose base (the model group) or teacher")
-        return Encoder.load(teacher_spec(cfg.get("teacher"), "a teacher"), max_seq_length=cfg.model.get("max_seq_length"))
-
-    def __init__(self, encoder: Encoder, cfg):
-        """encoder: the student, from ``initial_encoder`` (train.py exports this module's encoder)."""
-        phase = cfg.phase
-        teacher = load_teacher(cfg.get("teacher"), "a teacher")
-        if teacher.dim != encoder.dim:
+class SelfDistillPhase(EmbeddingPhase):
+    def __init__(self, encoder: Encoder, loss: InfoNCELoss, weights: DistillWeights, name_cache: TeacherCache,
+                 sentence_cache: TeacherCache, **parts):
+        """encoder: the student; loss: the contrastive term (its scale is also the KL temperature);
+        name_cache: the concept teacher's vectors (names, and texts for KL); sentence_cache: the
+        texts' MSE targets (the same cache when no sentence teacher is set)."""
+        super().__init__(**parts)
+        if loss.matryoshka_dims and not weights.contrastive:
             raise ValueError(
-                f"teacher {cfg.teacher} has dimension {teacher.dim} but the student {encoder.source} has {encoder.dim}; "
-                "self-distillation needs the same embedding size (pick a student of the teacher's family)"
-            )
-        super().__init__(encoder, cfg)
-        w = phase.weights
-        if min(w.mse, w.kl, w.contrastive) < 0 or w.mse + w.kl + w.contrastive <= 0:
-            raise ValueError(f"phase.weights {OmegaConf.to_container(w)} must be >= 0 and not all 0")
-        self.weights = w
-        if self.loss_fn.matryoshka_dims and not w.contrastive:
-            raise ValueError(
-                f"phase.loss.matryoshka_dims={self.loss_fn.matryoshka_dims} applies to the contrastive term, but "
+                f"phase.loss.matryoshka_dims={loss.matryoshka_dims} applies to the contrastive term, but "
                 "phase.weights.contrastive=0; set phase.weights.contrastive>0 or drop matryoshka_dims"
             )
-        root = Path(str(phase.teacher_cache_dir))
-        teacher.max_seq_length = encoder.max_seq_length  # the teacher sees what the student sees
-        concept = FrozenTeacher(teacher)
+        self.encoder = encoder
+        self.loss_fn = loss
+        self.loss_scale = loss.scale
+        self.weights = weights
         # teachers live in their caches, not as submodules: they are never trained, saved or moved
-        self.name_cache = TeacherCache(root, concept, batch_size=phase.teacher_batch_size)  # names and, for KL, texts
-        self.sentence_cache = self.name_cache  # the texts' MSE targets
-        if phase.get("sentence_teacher"):
-            # the base model teaches the sentence side: general sentence geometry is kept
-            sentence = load_teacher(phase.sentence_teacher, "phase.sentence_teacher")
-            sentence.max_seq_length = encoder.max_seq_length
-            if sentence.dim != encoder.dim:
-                raise ValueError(f"phase.sentence_teacher has dimension {sentence.dim}, the student {encoder.dim}")
-            self.sentence_cache = TeacherCache(root, FrozenTeacher(sentence), batch_size=phase.teacher_batch_size)
+        self.name_cache, self.sentence_cache = name_cache, sentence_cache
+        self.encoder.train()  # dropout on, as in phase 1
 
-    def batch_loss(self, anchors: torch.Tensor, positives: torch.Tensor, batch: dict) -> torch.Tensor:
+    @property
+    def network(self) -> Encoder:
+        return self.encoder
+
+    def sides(self, batch: dict):
+        return [batch["anchor"], batch["positive"]]
+
+    def loss_from_embeddings(self, batch: dict, anchors: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
         """anchors, positives: (B, d) student embeddings of the batch's names and texts."""
         w = self.weights
         t_names = self.name_cache.lookup(batch["names"]).to(anchors)  # (B, d)
@@ -106,6 +86,13 @@ class SelfDistillPhase(ContrastivePhase):
         if w.contrastive:
             loss = loss + w.contrastive * self.loss_fn(anchors, positives, batch["concept_id"])
         return loss
+
+    def describe(self) -> str:
+        w = self.weights
+        terms = f"; loss {w.mse:g}*MSE + {w.kl:g}*KL + {w.contrastive:g}*InfoNCE"
+        if not w.contrastive:
+            return terms
+        return terms + pair_batch_line(self.trainer.world_size * self.batch_size_per_device, self.loss_fn)
 
     def on_train_epoch_end(self) -> None:
         for name, cache in (("names", self.name_cache), ("sentences", self.sentence_cache)):
