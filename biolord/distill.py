@@ -21,7 +21,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from biolord import card
-from biolord.checkpoint import AtomicCheckpointIO
+from biolord.checkpoint import AtomicCheckpointIO, EncoderSpecCallback
 from biolord.console import quiet_lightning
 from biolord.data.parallel import ParallelData, load_parallel, split_by_concept
 from biolord.encoder import Encoder
@@ -119,7 +119,7 @@ def run(cfg: DictConfig) -> dict:
         save_last=True, save_top_k=cfg.checkpoint.keep, monitor="step", mode="max", auto_insert_metric_name=False)
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=[ChangedOptimSettings(OmegaConf.to_container(cfg.optim, resolve=True)), evaluation,
-                                checkpointing] + ([StepProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []),
+                                EncoderSpecCallback(student), checkpointing] + ([StepProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []),
         logger=instantiate_loggers(cfg) or False,
         plugins=[AtomicCheckpointIO()], default_root_dir=str(output_dir))
     trainer.fit(module, train_dataloaders=loader, ckpt_path=cfg.get("ckpt_path"))

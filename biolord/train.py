@@ -18,7 +18,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from biolord import matryoshka, resume_point
-from biolord.checkpoint import AtomicCheckpointIO, remove_stale_temp_files
+from biolord.checkpoint import AtomicCheckpointIO, EncoderSpecCallback, remove_stale_temp_files
 from biolord.console import quiet_lightning
 from biolord.data.datamodule import PairDataModule
 from biolord.encoder import Encoder
@@ -77,7 +77,7 @@ def run(cfg: DictConfig) -> dict:
         cfg.trainer,
         **manual,
         callbacks=[ExactResumeCallback(), ChangedOptimSettings(OmegaConf.to_container(cfg.optim, resolve=True)),
-                   LastTrainRow(), evaluation, checkpointing] + ([bench] if bench else []) + bar,
+                   LastTrainRow(), evaluation, EncoderSpecCallback(encoder), checkpointing] + ([bench] if bench else []) + bar,
         logger=loggers or False,
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(output_dir),
