@@ -89,6 +89,11 @@ def read_tokenizer_files(tokenizer) -> dict[str, torch.Tensor]:
                 for p in sorted(Path(tmp).iterdir()) if p.is_file()}
 
 
+def inner_encoder(model) -> Encoder:
+    """The ``Encoder`` of an Encoder or a Student (its transformer, tokenizer, pooling)."""
+    return _parts(model)[0]
+
+
 def _parts(model):
     """(encoder, prefix, projection, final normalisation) of an Encoder or a Student."""
     if isinstance(model, Student):
