@@ -81,6 +81,21 @@ def load_state(model, state: dict[str, torch.Tensor]) -> None:
         projection.load_state_dict(dense, strict=True)
 
 
+def fingerprint(model) -> str:
+    """Hash of all that decides the vectors: pooling, normalisation, max length, prefix, tokenizer size and
+    every weight (a projection's too), so that caches keyed by it never serve another model's vectors."""
+    import hashlib
+
+    encoder, prefix, projection, normalize = _parts(model)
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{encoder.pooling}|{normalize}|{encoder.max_seq_length}|{prefix}|{len(encoder.tokenizer)}|"
+                  f"{type(encoder.transformer).__name__}|".encode())
+    for name, tensor in state_of(model).items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def read_tokenizer_files(tokenizer) -> dict[str, torch.Tensor]:
     """{file name: its bytes as a uint8 tensor}: the tokenizer as ``save_pretrained`` writes it."""
     with tempfile.TemporaryDirectory() as tmp:

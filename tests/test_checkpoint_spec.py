@@ -192,3 +192,17 @@ def test_student_folder_is_a_student_and_encoder_load_refuses_it(tmp_path, tiny_
     (folder / "2_Dense" / "config.json").write_text(json.dumps({**dense, "activation_function": "torch.nn.modules.activation.Tanh"}))
     with pytest.raises(encoder_spec.SpecError, match=r"Dense module \(2_Dense\) has activation .*Tanh"):
         encoder_spec.load_model(str(folder))
+
+
+def test_fingerprint_sees_the_prefix_and_the_projection(tiny_model_dir):
+    import copy
+
+    a = Student(Encoder.load(str(tiny_model_dir)), prefix="query: ", teacher_dim=32, projection=True)
+    b = copy.deepcopy(a)
+    assert encoder_spec.fingerprint(a) == encoder_spec.fingerprint(b)
+    with torch.no_grad():
+        b.projection.bias.add_(1e-3)  # only the projection differs
+    assert encoder_spec.fingerprint(a) != encoder_spec.fingerprint(b)
+    c = copy.deepcopy(a)
+    c.prefix = "passage: "
+    assert encoder_spec.fingerprint(a) != encoder_spec.fingerprint(c)
