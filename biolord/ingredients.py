@@ -131,9 +131,8 @@ def _tensor_difference(first: Ingredient, other: Ingredient) -> str:
     if not differing:
         return ""
     k = differing[0]
-    shape = lambda s: list(s[k]) if k in s else "absent"  # noqa: E731
-    return (f" (tensor '{k}' is {shape(first.shapes)} in {first.name} but {shape(other.shapes)} in {other.name}"
-            f"{_more(differing)})")
+    a, b = (list(i.shapes[k]) if k in i.shapes else "absent" for i in (first, other))
+    return f" (tensor '{k}' is {a} in {first.name} but {b} in {other.name}{_more(differing)})"
 
 
 # ---- averaging --------------------------------------------------------------------------------

@@ -140,7 +140,7 @@ def test_run_checkpoint_stores_the_weights_once(tiny_train_cfg):
     """encoder_state holds the state_dict's own tensors: torch.save writes each storage once."""
     from biolord.train import run as train
 
-    run_dir = Path(train(tiny_train_cfg("trainer.max_steps=1", "export=false"))["output_dir"])
+    run_dir = Path(train(tiny_train_cfg("data.max_train_rows=16", "trainer.max_steps=1", "export=false"))["output_dir"])
     ckpt = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     key = "embeddings.word_embeddings.weight"
     ours, lightning = ckpt[ENCODER_STATE][f"transformer.{key}"], ckpt["state_dict"][f"encoder.transformer.{key}"]
