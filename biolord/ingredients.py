@@ -1,26 +1,24 @@
-"""Soup ingredients: any model input -> its transformer state dict, checked for compatibility.
+"""Soup ingredients: any model input -> its description and weights, checked for compatibility.
 
-An ingredient is what ``biolord.soup`` averages: a biolord run folder (its ``model/``, else
-``checkpoints/last.ckpt``), a Lightning checkpoint written by biolord (``encoder.transformer.*``
-weights, the base model named by its ``biolord_config``), a sentence-transformers or Hugging Face
-folder, a hub id, or any ``model.name_or_path``. Two ingredients must agree on architecture
-(config), tokenizer vocabulary, keys and shapes; ``WeightedSum`` accumulates floating tensors in
-float32 one ingredient at a time.
+An ingredient is what ``biolord.soup`` averages: anything ``biolord.model_source.find_model``
+names (a run folder, a biolord checkpoint, a sentence-transformers or Hugging Face folder, a hub id,
+any ``model.name_or_path``). A checkpoint is read through its own ``encoder_spec`` and
+``encoder_state`` (``biolord.encoder_spec``), whichever phase wrote it, multilingual students
+(prefix, projection) included; a folder is loaded and described the same way. Two ingredients
+must agree on architecture (config), tokenizer vocabulary, keys and shapes; ``WeightedSum``
+accumulates floating tensors in float32 one ingredient at a time.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
-from biolord import model_source
-from biolord.checkpoint import load_checkpoint
-from biolord.encoder import Encoder
+from biolord import encoder_spec, model_source
+from biolord.checkpoint import read_encoder
 
-CKPT_PREFIX = "encoder.transformer."  # biolord Lightning checkpoints: encoder.transformer.<hf key>
 # config fields that decide tensor shapes and meaning; two ingredients must agree on all present
 ARCH_FIELDS = (
     "model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
@@ -35,99 +33,66 @@ class SoupError(ValueError):
 # ---- ingredients ------------------------------------------------------------------------------
 @dataclass
 class Ingredient:
-    """One model to average: its weights (HF transformer keys) and what is needed to rebuild it."""
+    """One model to average: its description (``encoder_spec``) and its weights (``encoder_state`` keys)."""
 
     name: str  # as given in ckpts
     path: str  # the file or folder the weights were read from
-    template: str  # name_or_path of a model with this architecture and tokenizer (folder or base model)
-    settings: dict  # pooling, normalize, max_seq_length
+    spec: dict = field(repr=False)  # encoder_spec: rebuilds the model (biolord.encoder_spec.build)
     arch: dict  # ARCH_FIELDS present in the config
     vocab: tuple[int, str]  # (size, sha256 of the sorted vocabulary)
+    shapes: dict[str, tuple] = field(repr=False, default_factory=dict)  # every tensor's shape
     state_dict: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
 
     @property
     def label(self) -> str:
         return self.name if self.name == self.path else f"{self.name} ({self.path})"
 
+    @property
+    def settings(self) -> dict:
+        return _settings(self.spec)
+
+    @property
+    def template(self) -> str:
+        """The model these weights started from (the card's base model)."""
+        return self.spec.get("source") or self.path
+
     def meta(self) -> dict:
         return {"name": self.name, "path": self.path, "template": self.template, **self.settings}
 
+    def described(self) -> "Ingredient":
+        """This ingredient without its weights (kept as the reference for later checks)."""
+        return Ingredient(self.name, self.path, self.spec, dict(self.arch), self.vocab, dict(self.shapes))
+
 
 def load_ingredient(spec: str) -> Ingredient:
-    """Any input -> an ``Ingredient`` with its state dict (one at a time: the caller drops it)."""
+    """Any input -> an ``Ingredient`` with its weights (one at a time: the caller drops it)."""
     spec = str(spec)
-    path = Path(spec).expanduser()
-    if path.is_dir() and not _is_model_folder(path):
-        if (path / "model").is_dir() and _is_model_folder(path / "model"):
-            return _from_model(spec, str(path / "model"))
-        if (path / "checkpoints" / "last.ckpt").is_file():
-            return _from_checkpoint(spec, path / "checkpoints" / "last.ckpt")
-        raise SoupError(
-            f"ckpts entry {spec}: folder is neither a model folder (config.json / modules.json) nor a "
-            "biolord run folder (model/ or checkpoints/last.ckpt); give one of those"
-        )
-    if path.is_file():
-        return _from_checkpoint(spec, path)
-    return _from_model(spec, spec)
-
-
-def _is_model_folder(path: Path) -> bool:
-    return (path / "config.json").exists() or (path / "modules.json").exists()
-
-
-def _from_model(spec: str, name_or_path: str) -> Ingredient:
-    encoder = Encoder.load(name_or_path)
-    location = model_source.resolve(name_or_path)
-    state = {k: v.detach() for k, v in encoder.transformer.state_dict().items()}
+    try:
+        found = model_source.find_model(spec)
+    except model_source.ModelNotFoundError as err:
+        raise SoupError(f"ckpts entry {spec}: {err}") from err
+    if found.kind == "checkpoint":
+        description, state = read_encoder(found.location)
+        tokenizer, config = encoder_spec.tokenizer_and_config(description, found.location)
+    else:
+        model = encoder_spec.load_model(spec)
+        description, state = encoder_spec.spec_of(model), encoder_spec.state_of(model)
+        tokenizer, config = model.tokenizer, encoder_spec.inner_encoder(model).transformer.config
+    state = {k: v.detach() for k, v in state.items()}
     return Ingredient(
         name=spec,
-        path=location,
-        template=location,
-        settings=_settings(encoder.pooling, encoder.normalize, encoder.max_seq_length),
-        arch=_arch(encoder.transformer.config),
-        vocab=_vocab(encoder.tokenizer),
-        state_dict=state,
-    )
-
-
-def _from_checkpoint(spec: str, path: Path) -> Ingredient:
-    ckpt = load_checkpoint(path)
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise SoupError(f"ckpts entry {spec}: {path} is not a Lightning checkpoint (no state_dict)")
-    cfg = ckpt.get("biolord_config") or {}
-    model_cfg = cfg.get("model") or {}
-    base = model_cfg.get("name_or_path")
-    if not base:
-        raise SoupError(
-            f"ckpts entry {spec}: {path} has no biolord_config.model.name_or_path, so its architecture and "
-            "tokenizer are unknown; give the run's model/ folder (a sentence-transformers folder) instead"
-        )
-    state = {k[len(CKPT_PREFIX):]: v for k, v in ckpt["state_dict"].items() if k.startswith(CKPT_PREFIX)}
-    if not state:
-        raise SoupError(f"ckpts entry {spec}: {path} holds no '{CKPT_PREFIX}*' weights; is it a biolord checkpoint?")
-    del ckpt
-    config, tokenizer = _base_parts(base)
-    return Ingredient(
-        name=spec,
-        path=str(path),
-        template=base,
-        settings=_settings(model_cfg.get("pooling") or "mean", model_cfg.get("normalize", True),
-                           model_cfg.get("max_seq_length") or 128),
+        path=found.location,
+        spec=description,
         arch=_arch(config),
         vocab=_vocab(tokenizer),
+        shapes={k: tuple(v.shape) for k, v in state.items()},
         state_dict=state,
     )
 
 
-def _base_parts(name_or_path: str):
-    from transformers import AutoConfig, AutoTokenizer
-
-    location = model_source.resolve(name_or_path)
-    return AutoConfig.from_pretrained(location), AutoTokenizer.from_pretrained(location)
-
-
-def _settings(pooling, normalize, max_seq_length) -> dict:
-    return {"pooling": str(pooling), "normalize": bool(normalize), "max_seq_length": int(max_seq_length)}
+def _settings(spec: dict) -> dict:
+    return {"pooling": str(spec["pooling"]), "normalize": bool(spec["normalize"]),
+            "max_seq_length": int(spec["max_seq_length"]), "prefix": str(spec.get("prefix") or "")}
 
 
 def _arch(config) -> dict:
@@ -142,14 +107,14 @@ def _vocab(tokenizer) -> tuple[int, str]:
 
 
 def check_compatible(first: Ingredient, other: Ingredient) -> None:
-    """Same architecture and vocabulary, or a ``SoupError`` that names both inputs."""
+    """Same architecture and vocabulary, or a ``SoupError`` that names both inputs and the tensors."""
     diff = {k: (first.arch.get(k), other.arch.get(k)) for k in set(first.arch) | set(other.arch)
             if first.arch.get(k) != other.arch.get(k)}
     if diff:
         what = ", ".join(f"{k} {a} vs {b}" for k, (a, b) in sorted(diff.items()))
         raise SoupError(
-            f"different architectures cannot be averaged: {first.label} and {other.label} differ in {what}; "
-            "average only models fine-tuned from the same base model"
+            f"different architectures cannot be averaged: {first.label} and {other.label} differ in {what}"
+            f"{_tensor_difference(first, other)}; average only models fine-tuned from the same base model"
         )
     if first.vocab != other.vocab:
         raise SoupError(
@@ -157,6 +122,17 @@ def check_compatible(first: Ingredient, other: Ingredient) -> None:
             f"(sha256 {first.vocab[1][:12]}), {other.label} has {other.vocab[0]} tokens (sha256 {other.vocab[1][:12]}); "
             "the same embedding row would mean different tokens"
         )
+
+
+def _tensor_difference(first: Ingredient, other: Ingredient) -> str:
+    """The tensors whose shape or presence differs, e.g. ``(tensor 'x' is [2, 32] in A but [2, 64] in B; +5 more)``."""
+    keys = list(dict.fromkeys([*first.shapes, *other.shapes]))
+    differing = [k for k in keys if first.shapes.get(k) != other.shapes.get(k)]
+    if not differing:
+        return ""
+    k = differing[0]
+    a, b = (list(i.shapes[k]) if k in i.shapes else "absent" for i in (first, other))
+    return f" (tensor '{k}' is {a} in {first.name} but {b} in {other.name}{_more(differing)})"
 
 
 # ---- averaging --------------------------------------------------------------------------------
@@ -233,10 +209,10 @@ def _more(keys: list) -> str:
     return f" (+{len(keys) - 1} more)" if len(keys) > 1 else ""
 
 
-def load_into(encoder: Encoder, state: dict[str, torch.Tensor], label: str = "the soup") -> None:
-    """Copy ``state`` into the encoder's transformer (same keys and shapes, else a ``SoupError``)."""
-    check_same_tensors(encoder.transformer.state_dict(), f"the template model {encoder.source}", state, label)
-    encoder.transformer.load_state_dict(state, strict=True)
+def load_into(model, state: dict[str, torch.Tensor], label: str = "the soup") -> None:
+    """Copy ``state`` into ``model`` (an Encoder or a Student; same keys and shapes, else a ``SoupError``)."""
+    check_same_tensors(encoder_spec.state_of(model), f"the template model {model.source}", state, label)
+    encoder_spec.load_state(model, state)
 
 
 # ---- the three methods ------------------------------------------------------------------------

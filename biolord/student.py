@@ -81,6 +81,15 @@ class Student(nn.Module):
     def tokenizer(self):
         return self.encoder.tokenizer
 
+    # the settings every reader of an Encoder looks at (evaluation logs them, cards print them)
+    @property
+    def pooling(self) -> str:
+        return self.encoder.pooling
+
+    @property
+    def max_seq_length(self) -> int:
+        return self.encoder.max_seq_length
+
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         return self.encoder.tokenize([self.prefix + t for t in texts])
 
@@ -114,9 +123,9 @@ class Student(nn.Module):
         after = (F.normalize(pooled @ w, dim=1) * targets).sum(1).mean().item()
         return {"texts": len(texts), "cosine_before": before, "cosine_after": after}
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
-        """(N, d) float32 CPU vectors, in input order (sorted by length inside to cut padding)."""
-        return encode_in_batches(self, texts, batch_size)
+    def encode(self, texts: Sequence[str], batch_size: int = 64, device=None, desc: str | None = None) -> torch.Tensor:
+        """(N, d) float32 CPU vectors, in input order (sorted by length inside to cut padding); as ``Encoder.encode``."""
+        return encode_in_batches(self, texts, batch_size, device, desc)
 
     # ---- export -------------------------------------------------------------------------------
     def export(self, path, card: str) -> Path:

@@ -23,7 +23,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from biolord import resume_point
-from biolord.checkpoint import AtomicCheckpointIO, remove_stale_temp_files
+from biolord.checkpoint import AtomicCheckpointIO, EncoderSpecCallback, remove_stale_temp_files
 from biolord.console import quiet_lightning
 from biolord.loggers import LastTrainRow, finish_loggers, instantiate_loggers, log_config, log_model_artifact
 from biolord.phases import phase_hooks
@@ -82,7 +82,8 @@ def run(cfg: DictConfig) -> dict:
         # optimization, where Lightning refuses a Trainer clip value, clips as the plain step does
         gradient_clip_val=None, gradient_clip_algorithm=None,
         callbacks=[ExactResumeCallback(), ChangedOptimSettings(OmegaConf.to_container(cfg.optim, resolve=True)),
-                   LastTrainRow(), *evaluation, checkpointing, *configured_callbacks(cfg.get("callbacks")), *bar],
+                   LastTrainRow(), *evaluation, EncoderSpecCallback(network), checkpointing,
+                   *configured_callbacks(cfg.get("callbacks")), *bar],
         logger=loggers or False,
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(output_dir),

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from biolord import soup
 from biolord.encoder import Encoder
+from biolord.checkpoint import NoEncoderSpecError
 from biolord.soup import SoupError
 from tests.conftest import CONF, ROOT, write_tiny_model
 
@@ -47,6 +48,11 @@ def weights_of(folder) -> dict[str, torch.Tensor]:
     return AutoModel.from_pretrained(folder).state_dict()
 
 
+def hf_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A soup's transformer weights under their Hugging Face names (``encoder_state`` keys are ``transformer.<name>``)."""
+    return {k.removeprefix("transformer."): v for k, v in state.items() if k.startswith("transformer.")}
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, tiny_model_dir) -> list[Path]:
     """The tiny model and two perturbed copies: three distinct ingredients of one architecture."""
@@ -58,8 +64,8 @@ def models(tmp_path_factory, tiny_model_dir) -> list[Path]:
 def test_uniform_equals_the_hand_computed_mean(models):
     result = soup.uniform([str(m) for m in models])
     sds = [weights_of(m) for m in models]
-    assert set(result.state_dict) == set(sds[0])
-    for k, v in result.state_dict.items():
+    assert set(result.state_dict) == {f"transformer.{k}" for k in sds[0]}
+    for k, v in hf_keys(result.state_dict).items():
         expected = torch.stack([sd[k].float() for sd in sds]).mean(0) if v.is_floating_point() else sds[0][k]
         torch.testing.assert_close(v, expected, atol=1e-6, rtol=1e-6)
     assert [r["weight"] for r in result.ingredients] == pytest.approx([1 / 3] * 3)
@@ -68,7 +74,7 @@ def test_uniform_equals_the_hand_computed_mean(models):
 def test_weighted_average_divides_by_the_sum_of_weights(models):
     result = soup.uniform([str(m) for m in models], [3, 1, 0])
     a, b = weights_of(models[0]), weights_of(models[1])
-    for k, v in result.state_dict.items():
+    for k, v in hf_keys(result.state_dict).items():
         if v.is_floating_point():
             torch.testing.assert_close(v, (3 * a[k] + b[k]) / 4, atol=1e-6, rtol=1e-6)
     assert [r["weight"] for r in result.ingredients] == [0.75, 0.25, 0.0]
@@ -78,9 +84,9 @@ def test_interpolate_at_alpha_0_and_1_returns_the_inputs(models):
     a, b = weights_of(models[0]), weights_of(models[1])
     pair = [str(models[0]), str(models[1])]
     for alpha, expected in ((0.0, a), (1.0, b)):
-        got = soup.interpolate(pair, alpha).state_dict
+        got = hf_keys(soup.interpolate(pair, alpha).state_dict)
         assert all(torch.equal(got[k], expected[k]) for k in expected), f"alpha={alpha}"
-    half = soup.interpolate(pair, 0.25).state_dict
+    half = hf_keys(soup.interpolate(pair, 0.25).state_dict)
     k = "embeddings.word_embeddings.weight"
     torch.testing.assert_close(half[k], 0.75 * a[k] + 0.25 * b[k])
 
@@ -123,7 +129,7 @@ def test_greedy_accepts_and_rejects_as_the_scores_dictate(tmp_path, tiny_model_d
     assert decisions[2]["soup_score"] == pytest.approx(-abs(4 / 3 - 0.6), abs=1e-5)
     assert [r["weight"] for r in result.ingredients] == [0.5, 0.5, 0.0]
     assert result.score == pytest.approx(-0.1, abs=1e-5)
-    torch.testing.assert_close(result.state_dict[key], base + 0.5, atol=1e-6, rtol=0)
+    torch.testing.assert_close(result.state_dict[f"transformer.{key}"], base + 0.5, atol=1e-6, rtol=0)
 
 
 def test_greedy_run_uses_the_evaluation_suite(tmp_path, models):
@@ -253,9 +259,11 @@ def test_unknown_method_and_bad_inputs(tmp_path, models):
     (tmp_path / "empty_dir").mkdir()
     with pytest.raises(SoupError, match=r"neither a model folder .* nor a biolord run folder"):
         soup.load_ingredient(str(tmp_path / "empty_dir"))
-    torch.save({"state_dict": {"encoder.transformer.w": torch.zeros(1)}}, tmp_path / "foreign.ckpt")
-    with pytest.raises(SoupError, match=r"foreign.ckpt has no biolord_config.model.name_or_path"):
-        soup.load_ingredient(str(tmp_path / "foreign.ckpt"))
+    # a checkpoint from before encoder_spec (or not from biolord): refused, naming the file and the fix
+    torch.save({"state_dict": {"encoder.transformer.w": torch.zeros(1)},
+                "biolord_config": {"model": {"name_or_path": "x"}}}, tmp_path / "old.ckpt")
+    with pytest.raises(NoEncoderSpecError, match=r"old.ckpt does not describe its model .*Give the run's model/ folder"):
+        soup.load_ingredient(str(tmp_path / "old.ckpt"))
 
 
 def test_config_composes(tmp_path):
