@@ -301,7 +301,8 @@ def main(argv: list[str] | None = None) -> None:
     if any(a in ("-h", "--help", "help") for a in argv):
         print(__doc__)
         return
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("biolord").setLevel(logging.INFO)  # not onnxruntime's quantiser: a line per tensor
     try:
         run(**parse_args(argv))
     except ExportCheckError as err:
