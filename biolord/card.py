@@ -171,7 +171,7 @@ def model_card(
 ) -> str:
     """The README.md of an exported model: Hub metadata, then what it is, how to use it, its scores,
     its data with their licences, the caller's sections, the citation and the training config."""
-    from huggingface_hub import EvalResult, ModelCardData
+    from huggingface_hub import ModelCardData
 
     credits, scores = list(credits), list(scores)
     hub_base, base_licence, _ = base_model_facts(base_model)
@@ -185,11 +185,7 @@ def model_card(
         library_name="sentence-transformers",
         pipeline_tag="sentence-similarity",
         tags=list(dict.fromkeys([*TAGS, *tags])),
-        eval_results=[
-            EvalResult(task_type=s.task, dataset_type=s.dataset_type, dataset_name=s.dataset, metric_type=s.metric,
-                       metric_value=float(s.value), dataset_config=s.config, dataset_split=s.split)
-            for s in scores
-        ] or None,
+        eval_results=[_eval_result(s) for s in scores] or None,
         widget=widget if widget is not None else WIDGET,
     )
     facts = ", ".join(f"{k}: {v}" for k, v in model_facts.items())
@@ -216,6 +212,33 @@ def model_card(
     if config_yaml:
         body.append("## Training configuration\n\n```yaml\n" + config_yaml.rstrip("\n") + "\n```\n")
     return f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body)
+
+
+def _eval_result(s: Score):
+    from huggingface_hub import EvalResult
+
+    return EvalResult(task_type=s.task, dataset_type=s.dataset_type, dataset_name=s.dataset, metric_type=s.metric,
+                      metric_value=float(s.value), dataset_config=s.config, dataset_split=s.split)
+
+
+def with_scores(readme: str, scores: Iterable[Score], model_name: str) -> str:
+    """The card ``readme`` with ``scores`` in its ``model-index``: a result of the same dataset, metric,
+    config and split is replaced (a later evaluation of the same benchmark), every other one is kept
+    (the run's held-out scores). A README without a YAML header gets one; the body is unchanged."""
+    from huggingface_hub import ModelCard
+
+    card = ModelCard(readme, ignore_metadata_errors=True)
+    new = [_eval_result(s) for s in scores]
+    if not new:
+        return readme
+
+    def key(r):
+        return r.task_type, r.dataset_type, r.metric_type, r.dataset_config, r.dataset_split
+
+    replaced = {key(r) for r in new}
+    card.data.eval_results = [r for r in card.data.eval_results or [] if key(r) not in replaced] + new
+    card.data.model_name = card.data.model_name or model_name
+    return card.content
 
 
 def encoder_facts(encoder) -> dict:

@@ -61,3 +61,37 @@ def test_unknown_base_gives_other_licence_unless_configured():
     assert head["license"] == "other" and "base_model" not in head and "model-index" not in head
     head = _header(card.model_card(title="t", summary="s", model_facts={}, license="cc-by-4.0"))
     assert head["license"] == "cc-by-4.0"
+
+
+def test_evaluate_scores_go_into_the_model_index_of_an_exported_card(tmp_path):
+    """update_model_card=true: evaluate's scores join the training card's model-index; a benchmark measured
+    again replaces its old figure, the held-out scores of the run stay, a truncated size has its own config."""
+    from biolord.evaluation import report
+
+    trained = card.model_card(title="biolord contrastive model", summary="s", model_facts={},
+                              scores=card.heldout_scores({"acc@1": 87.8, "mrr": 91.25})
+                              + card.benchmark_scores({"biosses": {"spearman": 70.0}}))
+    model = tmp_path / "run" / "model"
+    model.mkdir(parents=True)
+    (model / "README.md").write_text(trained)
+    records = [{"model": str(model), "benchmark": b, "metrics": {"spearman": v}, "dim": d, "n": 10, "seconds": 1.0}
+               for b, v, d in (("biosses", 81.31, 384), ("mayosrs", 48.5, 384), ("mayosrs", 45.0, 64))]
+    records.append({"model": str(model), "benchmark": "stsb", "error": "file not found"})
+    report.update_model_card(model, records, full_dim=384)
+    text = (model / "README.md").read_text()
+    [entry] = _header(text)["model-index"]
+    got = {(r["dataset"]["type"], r["dataset"].get("config"), m["type"]): m["value"]
+           for r in entry["results"] for m in r["metrics"]}
+    assert got == {("biolord-heldout", None, "cosine_accuracy@1"): 87.8, ("biolord-heldout", None, "cosine_mrr"): 91.25,
+                   ("biosses", None, "spearman_cosine"): 81.31, ("mayosrs", None, "spearman_cosine"): 48.5,
+                   ("mayosrs", "dim=64", "spearman_cosine"): 45.0}
+    assert entry["name"] == "biolord contrastive model" and "<!-- biolord-benchmarks:start -->" in text
+    assert len(ModelCard.load(model / "README.md").data.eval_results) == 5  # the Hub reads it back
+
+    # a second evaluation replaces, never duplicates; a README without a header gets one
+    report.update_model_card(model, records[:1], full_dim=384)
+    assert len(ModelCard.load(model / "README.md").data.eval_results) == 5
+    (tmp_path / "bare").mkdir()
+    report.update_model_card(tmp_path / "bare", records[:1], full_dim=384)
+    [entry] = _header((tmp_path / "bare" / "README.md").read_text())["model-index"]
+    assert entry["name"] == f"{tmp_path.name}/bare" and entry["results"][0]["metrics"][0]["value"] == 81.31

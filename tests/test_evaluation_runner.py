@@ -62,6 +62,11 @@ def test_two_models_side_by_side_with_results_files_and_card(tmp_path, tiny_eval
     assert (tmp_path / "out" / "results.png").stat().st_size > 1000
     card = (other / "README.md").read_text()
     assert card.count("## Benchmarks") == 1 and "| pairs | spearman |" in card
+    from huggingface_hub import ModelCard  # and the Hub's model-index holds the same figures
+
+    index = {(r.dataset_type, r.metric_type): r.metric_value for r in ModelCard.load(other / "README.md").data.eval_results}
+    assert index[("pairs", "spearman_cosine")] == lines[2]["metrics"]["spearman"]
+    assert index[("xl", "cosine_accuracy@1")] == lines[3]["metrics"]["acc@1"]
 
 
 def test_unreadable_benchmarks_are_error_rows_and_the_others_are_scored(tmp_path, tiny_eval_model_dir, tiny_obo):

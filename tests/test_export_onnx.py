@@ -35,10 +35,20 @@ def test_fp32_and_int8_variants_match_pytorch_and_report_speed(model_folder, cap
     assert (model_folder / export_onnx.INT8_FILE).stat().st_size < (model_folder / export_onnx.ONNX_FILE).stat().st_size
     rows = {r["variant"]: r for r in report["variants"]}
     assert rows["onnx fp32"]["min_cosine"] >= 0.999 and rows["onnx int8"]["min_cosine"] >= 0.99
-    assert rows["onnx int8"]["min_cosine"] < 1.0  # it was quantised
     assert all(r["sentences_per_s"] > 0 for r in rows.values()) and report["passed"]
+    assert report["probe_texts"] == len(export_onnx.default_probe()) >= 300  # the built-in texts + MONDO
     out = capsys.readouterr().out
     assert "| onnx int8 | onnx/model_qint8_quantized.onnx |" in out and "sentences/s" in out
+
+    # int8 keeps the feed-forward down-projections fp32 (one per layer: hidden 32 -> 64 -> 32), the rest is int8
+    import onnx
+
+    kept = export_onnx.ffn_down_projections(model_folder / export_onnx.ONNX_FILE, intermediate_size=64)
+    assert len(kept) == 2 and report["int8_kept_fp32"] == kept
+    graph = onnx.load(str(model_folder / export_onnx.INT8_FILE)).graph
+    ops = {n.name: n.op_type for n in graph.node if n.op_type in ("MatMul", "MatMulInteger")}
+    assert all(ops.get(name) == "MatMul" for name in kept)  # the same node, still float
+    assert sum(t == "MatMulInteger" for t in ops.values()) == 10  # q, k, v, attention out, up-projection x 2 layers
 
     # the ONNX vectors, through onnxruntime, equal sentence-transformers' PyTorch vectors
     from sentence_transformers import SentenceTransformer
@@ -50,15 +60,36 @@ def test_fp32_and_int8_variants_match_pytorch_and_report_speed(model_folder, cap
                    ref.tokenizer, ref.pooling, ref.normalize, ref.max_seq_length)
     st = SentenceTransformer(str(model_folder), device="cpu").encode(PROBE, convert_to_tensor=True)
     assert (onnx.encode(PROBE, batch_size=5, device="cpu") - st).abs().max() < 1e-4
+    int8 = Encoder(export_onnx.OnnxTransformer(model_folder / export_onnx.INT8_FILE, ref.transformer.config),
+                   ref.tokenizer, ref.pooling, ref.normalize, ref.max_seq_length)
+    assert (int8.encode(PROBE, batch_size=5, device="cpu") - st).abs().max() > 1e-6  # it was quantised
+
+
+def test_default_probe_is_biomedical_and_stable():
+    texts = export_onnx.default_probe()
+    assert len(texts) == 32 + 2 * 144 and texts[:32] == export_onnx.PROBE and texts == export_onnx.default_probe()
+    assert len(set(texts)) > 300 and sum(len(t.split()) > 8 for t in texts) > 100  # names and definitions
 
 
 def test_a_variant_that_differs_fails_naming_the_file(model_folder, monkeypatch):
-    with pytest.raises(export_onnx.ExportCheckError, match=r"model_qint8_quantized\.onnx: cosine to the PyTorch vectors 0\.\d+ < 1\.0"):
-        export_onnx.run(str(model_folder), probe=PROBE, repeats=1, min_cosine_int8=1.0)
+    # an int8 file quantised from other weights (what a lossy quantisation would give) fails at the default 0.99
+    from biolord.encoder import Encoder
+
+    original, original_quantize = export_onnx.export_onnx, export_onnx.quantize_int8
+    other = Encoder.load(str(model_folder))
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+
+    def quantize_other_weights(source, target, keep_fp32=()):
+        return original_quantize(original(other, source.with_name("other.onnx")), target, keep_fp32)
+
+    monkeypatch.setattr(export_onnx, "quantize_int8", quantize_other_weights)
+    with pytest.raises(export_onnx.ExportCheckError, match=r"model_qint8_quantized\.onnx: cosine to the PyTorch vectors -?\d\.\d+ < 0\.99"):
+        export_onnx.run(str(model_folder), probe=PROBE, repeats=1)
+    monkeypatch.undo()
 
     # an fp32 graph of other weights (what a wrong export would give) is caught too
-    original = export_onnx.export_onnx
-
     def export_other_weights(encoder, path, opset=18):
         other = copy.deepcopy(encoder)
         with torch.no_grad():

@@ -136,14 +136,22 @@ def card_section(results: list[dict]) -> str:
     return f"{CARD_START}\n## Benchmarks\n\n{markdown_table(results)}\n{CARD_END}\n"
 
 
-def update_model_card(model_dir: Path, results: list[dict]) -> Path:
-    """Put (or replace) the benchmark section in ``<model_dir>/README.md``."""
+def update_model_card(model_dir: Path, results: list[dict], full_dim: int | None = None) -> Path:
+    """Put (or replace) the benchmark section in ``<model_dir>/README.md`` and the scores in its
+    ``model-index`` (the YAML header the Hub reads); a score at a truncated size (``truncate_dims``)
+    has the config ``dim=<k>``."""
+    from dataclasses import replace
+
+    from biolord import card as model_card
+
     card = model_dir / "README.md"
     text = card.read_text(encoding="utf-8") if card.exists() else ""
     section = card_section(results)
     pattern = re.compile(re.escape(CARD_START) + r".*?" + re.escape(CARD_END) + r"\n?", re.S)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    card.write_text(text, encoding="utf-8")
+    scores = [replace(s, config=None if r.get("dim") in (None, full_dim) else f"dim={r['dim']}")
+              for r in scored(results) for s in model_card.benchmark_scores({r["benchmark"]: r["metrics"]})]
+    card.write_text(model_card.with_scores(text, scores, model_name=_short(str(model_dir))), encoding="utf-8")
     return card
 
 

@@ -146,7 +146,7 @@ def run(cfg: DictConfig) -> list[dict]:
                              "normalize": encoder.normalize}
         results.extend(records + failed)
         if cfg.get("update_model_card") and _is_local_folder(name):
-            log.info("benchmark section written to %s", report.update_model_card(Path(name), records))
+            log.info("benchmark section written to %s", report.update_model_card(Path(name), records, encoder.dim))
         del encoder, embedder
     _write(results, Path(cfg.output_dir))
     if errors:
