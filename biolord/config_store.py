@@ -21,16 +21,35 @@ from biolord.config_dir import config_dir
 GROUPS = ("data", "paths", "hydra/job_logging")
 
 
-def register(config_name: str) -> None:
-    """``conf/<config_name>.yaml`` and every file of ``GROUPS`` into the ConfigStore (``group/name``)."""
+def register(config_name: str) -> list[tuple[str, str]]:
+    """``conf/<config_name>.yaml`` and every file of ``GROUPS`` into the ConfigStore (``group/name``);
+    returns the (group, name) entries stored, for ``unregister``."""
     from hydra.core.config_store import ConfigStore
 
     store, root = ConfigStore.instance(), config_dir()
     store.store(name=config_name, node=OmegaConf.load(root / f"{config_name}.yaml"), provider="biolord")
+    stored = [("", config_name)]
     for group in GROUPS:
         for path in sorted((root / group).rglob("*.yaml")):
             folder = path.parent.relative_to(root).as_posix()
             store.store(name=path.stem, group=folder, node=OmegaConf.load(path), provider="biolord")
+            stored.append((folder, path.stem))
+    return stored
+
+
+def unregister(stored: list[tuple[str, str]]) -> None:
+    """Remove what ``register`` stored. Hydra validates a config file against a ConfigStore entry of
+    the same name ("automatic schema matching", an error with a defaults list), so a later
+    composition from conf/ in the same process (the pipeline, train.py's groups, tests) must not
+    find these entries."""
+    from hydra.core.config_store import ConfigStore
+
+    repo = ConfigStore.instance().repo
+    for group, name in stored:
+        node = repo
+        for part in filter(None, group.split("/")):
+            node = node.get(part, {})
+        node.pop(f"{name}.yaml", None)
 
 
 def main(config_name: str) -> Callable:
@@ -46,6 +65,9 @@ def compose(config_name: str, overrides=(), return_hydra_config: bool = False):
     from hydra import compose as hydra_compose
     from hydra import initialize
 
-    register(config_name)
-    with initialize(version_base="1.3", config_path=None):
-        return hydra_compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
+    stored = register(config_name)
+    try:
+        with initialize(version_base="1.3", config_path=None):
+            return hydra_compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
+    finally:
+        unregister(stored)

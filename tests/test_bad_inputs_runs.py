@@ -270,7 +270,7 @@ def test_nan_loss_names_causes_and_the_healthy_checkpoint(trained, tmp_path, mon
     original = ContrastivePhase.training_step
 
     def diverging(self, batch, batch_idx):
-        if self.global_step == 2 and self.cfg.optim.lr > 1e-5:  # diverges at step 2, unless the lr is lowered
+        if self.global_step == 2 and self.optimizer_factory.lr > 1e-5:  # diverges at step 2, unless the lr is lowered
             next(self.encoder.parameters()).data.fill_(float("nan"))
         return original(self, batch, batch_idx)
 

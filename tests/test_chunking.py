@@ -75,14 +75,18 @@ def test_left_padded_sides_are_embedded_as_given(tiny_encoder):
         assert torch.allclose(a, tiny_encoder(s), atol=1e-6)
 
 
-def test_phase_loss_is_the_same_with_and_without_chunks(tiny_train_cfg, tiny_encoder):
+def test_phase_loss_is_the_same_with_and_without_chunks(tiny_encoder):
+    from biolord.losses import InfoNCELoss
     from biolord.phases.contrastive import ContrastivePhase
+    from biolord.phases.hooks import ModuleParts
+    from biolord.phases.optim import GradientClip, Optimizer
 
     batch = {"anchor": tiny_encoder.tokenize(NAMES), "positive": tiny_encoder.tokenize(TEXTS), "concept_id": IDS}
+    parts = ModuleParts(Optimizer(lr=1e-4), GradientClip(1.0), batch_size_per_device=len(NAMES), run_config={})
     losses = []
     for tokens in (None, 32):
-        phase = ContrastivePhase(tiny_encoder, tiny_train_cfg(f"phase.tokens_per_forward={tokens or 'null'}"))
+        phase = ContrastivePhase(tiny_encoder, InfoNCELoss(symmetric=True, model_dim=tiny_encoder.dim), **parts.kwargs(tokens))
         phase.encoder.eval()
-        anchors, positives = phase.embed(batch)
-        losses.append(phase.batch_loss(anchors, positives, batch))
+        anchors, positives = phase.embed([batch["anchor"], batch["positive"]])
+        losses.append(phase.loss_from_embeddings(batch, anchors, positives))
     assert torch.allclose(losses[0], losses[1], atol=1e-5)
