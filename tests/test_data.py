@@ -174,6 +174,18 @@ def test_embedded_default_sources_build():
     assert wilson.label == "Wilson disease" and wilson.definition and wilson.parents
 
 
+def test_definitions_lose_their_html_markup_and_each_cleaned_one_is_counted():
+    """ChEBI's shipped definitions carry <em>, <sub> and entities; they must not reach the tokenizer."""
+    from biolord.data.ontology import plain_text
+
+    lenient = Counter()
+    text = "A P2Y<small><sub>12</sub></small> receptor antagonist of <em>o</em>-chlorobenzyl &amp; kin  (the <i>S</i> form)."
+    assert plain_text(text, lenient) == "A P2Y12 receptor antagonist of o-chlorobenzyl & kin (the S form)."
+    assert plain_text("A plain definition, 3 < 4.", lenient) == "A plain definition, 3 < 4."
+    assert plain_text("<p></p>", lenient) is None and plain_text(None, lenient) is None
+    assert lenient == Counter({"markup removed from definition": 2})
+
+
 def test_statistics_measure_long_texts_without_the_indexing_warning_in_their_own_run_folder(tiny_obo, tiny_encoder, caplog,
                                                                                            monkeypatch):
     """``python -m biolord.data`` tokenises whole texts only to measure them: no "Token indices

@@ -13,9 +13,11 @@ three kinds of BioLORD pairs.
 
 from __future__ import annotations
 
+import html
 import io
 import logging
 import os
+import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -62,8 +64,28 @@ def concept_rows(concept: Concept, source: str, kinds: Iterable[str]) -> Iterato
 
 
 # ---- cellxgene-ontology-guide ------------------------------------------------------------------
-def cellxgene_concepts(ontology: str, stats: Counter) -> tuple[list[Concept], str]:
-    """Concepts of one ontology shipped by cellxgene-ontology-guide; returns (concepts, version)."""
+_MARKUP = re.compile(r"</?[a-zA-Z][^<>]*>")
+
+
+def plain_text(text: str | None, stats: Counter) -> str | None:
+    """A definition without HTML tags and entities (ChEBI writes ``<em>c</em>``, ``<sub>12</sub>``, ``&amp;``).
+
+    The tags would otherwise be tokenised into every training pair; each cleaned text is counted.
+    """
+    if not text:
+        return None
+    clean = " ".join(html.unescape(_MARKUP.sub("", text)).split())
+    if clean != text:
+        stats["markup removed from definition"] += 1
+    return clean or None
+
+
+def cellxgene_concepts(ontology: str, stats: Counter, lenient: Counter | None = None) -> tuple[list[Concept], str]:
+    """Concepts of one ontology shipped by cellxgene-ontology-guide; returns (concepts, version).
+
+    ``stats`` counts the terms left out; ``lenient`` the definitions read with their markup removed.
+    """
+    lenient = Counter() if lenient is None else lenient
     try:
         from cellxgene_ontology_guide.supported_versions import CXGSchema
     except ImportError as err:  # pragma: no cover - a dependency of the package
@@ -98,7 +120,7 @@ def cellxgene_concepts(ontology: str, stats: Counter) -> tuple[list[Concept], st
                 id=term_id,
                 label=label,
                 synonyms=[s for s in term.get("synonyms") or [] if s != label],
-                definition=term.get("description") or None,
+                definition=plain_text(term.get("description"), lenient),
                 parents=[p for p in parents if p],
             )
         )
