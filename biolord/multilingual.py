@@ -47,6 +47,11 @@ def resolve_teacher(name_or_path: str | None, runs_glob: str) -> str:
 
 class MultilingualHooks(PhaseHooks):
     name = "multilingual"
+    model_key = "student"  # conf/distill.yaml: model.name_or_path is ${student}
+
+    @property
+    def model_name(self) -> str:
+        return str(self.cfg.model.name_or_path)  # ${student}, or what a user set there instead
 
     def check(self) -> None:
         cfg = self.cfg

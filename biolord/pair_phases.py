@@ -109,6 +109,11 @@ class SelfDistillHooks(ContrastiveHooks):
     summary = ("Self-distillation phase of BioLORD-2023: the student keeps the contrastive teacher's similarities "
                "while training on the concept pairs again.")
 
+    @property
+    def model_key(self) -> str:
+        """phase.student_init=teacher: the student is a copy of the teacher, whatever model.name_or_path says."""
+        return "teacher" if self.cfg.phase.student_init == "teacher" else "model.name_or_path"
+
     def check(self) -> None:
         teacher_spec(self.cfg.get("teacher"), "a teacher")  # before any heavy work
         if self.cfg.phase.student_init not in ("base", "teacher"):

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from biolord.embedding_store import EmbeddingStore, encoder_fingerprint
+from biolord.embedding_store import EmbeddingStore
+from biolord.encoder_spec import fingerprint
 from biolord.evaluation.embedder import TextEmbedder
 from biolord.teacher_cache import TeacherCache
 
@@ -21,7 +22,7 @@ def test_vectors_an_evaluation_stored_are_what_a_teacher_cache_of_the_same_model
     counting = CountingEncoder(tiny_eval_encoder)
     TextEmbedder(counting, batch_size=8, cache_dir=tmp_path).embed_cached(NAMES)
     assert counting.texts == len(NAMES)
-    teacher_side = TeacherCache(tmp_path, fingerprint=encoder_fingerprint(tiny_eval_encoder))
+    teacher_side = TeacherCache(tmp_path, fingerprint=fingerprint(tiny_eval_encoder))
     assert len(teacher_side) == len(NAMES)
     stored = teacher_side.lookup(NAMES[::-1])  # (4, d)
     assert torch.allclose(stored, tiny_eval_encoder.encode(NAMES[::-1]).float(), atol=1e-6)
