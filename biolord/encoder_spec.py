@@ -107,9 +107,15 @@ def fingerprint(model, extra_prefix: str = "") -> str:
 
 def _tokenizer_text(tokenizer) -> str:
     """What decides a tokenizer's output, as text: a fast tokenizer's own JSON (vocabulary, normaliser,
-    pre-tokeniser, post-processor), else its vocabulary; and which side it truncates."""
+    pre-tokeniser, post-processor), else its vocabulary; and which side it truncates. The JSON's
+    ``truncation`` / ``padding`` are left out: each call sets them (``Encoder.tokenize`` passes its own),
+    so they change after the first encode without changing a vector."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    body = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
+    if backend is not None:
+        state = json.loads(backend.to_str())
+        body = json.dumps({k: v for k, v in state.items() if k not in ("truncation", "padding")}, sort_keys=True)
+    else:
+        body = json.dumps(sorted(tokenizer.get_vocab().items()))
     return f"{type(tokenizer).__name__}|{len(tokenizer)}|{getattr(tokenizer, 'truncation_side', '')}|{body}"
 
 
