@@ -7,8 +7,8 @@ MEDIC: ~70k names, the slow part of an evaluation on CPU; ``evaluation.embedder.
 
 Layout: ``<root>/<fingerprint>/<texts hash>.safetensors``, one shard per batch of new texts, holding
 ``embeddings`` (n, d) float32 as the model returned them (not re-normalised) and the texts (JSON in
-the safetensors metadata). The fingerprint hashes the weights and settings (``encoder_fingerprint``),
-so a retrained model under the same path never serves stale vectors; texts are keys one by one, so
+the safetensors metadata). The fingerprint is ``biolord.encoder_spec.fingerprint`` (weights, projection,
+prefix, tokenizer and settings), so a retrained model under the same path never serves stale vectors; texts are keys one by one, so
 a dictionary that grows encodes only its new names. Shards go through ``biolord.atomic``: readers
 never see half a shard, and two processes adding the same texts write the same file.
 """
@@ -29,18 +29,6 @@ from safetensors.torch import load_file, save_file
 from biolord.atomic import atomic_file
 
 log = logging.getLogger(__name__)
-
-
-def encoder_fingerprint(encoder) -> str:
-    """Hash of the weights, pooling, normalisation and max length: equal only for equal vectors."""
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{encoder.pooling}|{encoder.normalize}|{encoder.max_seq_length}|".encode())
-    digest.update(type(encoder.transformer).__name__.encode())
-    digest.update(str(len(encoder.tokenizer)).encode())
-    for name, tensor in encoder.transformer.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def texts_hash(texts: Sequence[str]) -> str:

@@ -81,19 +81,59 @@ def load_state(model, state: dict[str, torch.Tensor]) -> None:
         projection.load_state_dict(dense, strict=True)
 
 
-def fingerprint(model) -> str:
-    """Hash of all that decides the vectors: pooling, normalisation, max length, prefix, tokenizer size and
-    every weight (a projection's too), so that caches keyed by it never serve another model's vectors."""
+def fingerprint(model, extra_prefix: str = "") -> str:
+    """The one key of a model's vectors (every cache of text vectors uses it: ``biolord.embedding_store``).
+
+    Hashes all that decides the vectors: the input prefix (the model's own, then ``extra_prefix``, text
+    a caller puts before each input, e.g. a teacher's ``phase.teacher_prefix``), the tokenizer (its
+    full serialised form: vocabulary, normaliser, special tokens), pooling, max length, the final
+    normalisation and every weight, a projection's too; so a cache keyed by it never serves another
+    model's vectors. The same weights loaded again (from a folder or a checkpoint) get the same key.
+    Not hashed: the device and the attention kernel (sdpa / eager), which change vectors by rounding only.
+    """
     import hashlib
 
     encoder, prefix, projection, normalize = _parts(model)
     digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{encoder.pooling}|{normalize}|{encoder.max_seq_length}|{prefix}|{len(encoder.tokenizer)}|"
-                  f"{type(encoder.transformer).__name__}|".encode())
+    digest.update(f"{encoder.pooling}|{normalize}|{encoder.max_seq_length}|{type(encoder.transformer).__name__}|"
+                  f"prefix={prefix + (extra_prefix or '')!r}|".encode())
+    digest.update(_tokenizer_text(encoder.tokenizer).encode())
     for name, tensor in state_of(model).items():
         digest.update(name.encode())
+        digest.update(str(tensor.dtype).encode())
         digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def _tokenizer_text(tokenizer) -> str:
+    """What decides a tokenizer's output, as text: a fast tokenizer's own JSON (vocabulary, normaliser,
+    pre-tokeniser, post-processor), else its vocabulary; and which side it truncates. The JSON's
+    ``truncation`` / ``padding`` are left out: each call sets them (``Encoder.tokenize`` passes its own),
+    so they change after the first encode without changing a vector."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        state = json.loads(backend.to_str())
+        body = json.dumps({k: v for k, v in state.items() if k not in ("truncation", "padding")}, sort_keys=True)
+    else:
+        body = json.dumps(sorted(tokenizer.get_vocab().items()))
+    return f"{type(tokenizer).__name__}|{len(tokenizer)}|{getattr(tokenizer, 'truncation_side', '')}|{body}"
+
+
+def describe(model_or_spec) -> str:
+    """One line naming a model's architecture and settings (an ``Encoder``, a ``Student`` or an
+    ``encoder_spec``), for logs and for messages that compare a checkpoint with a model."""
+    spec = model_or_spec if isinstance(model_or_spec, dict) else spec_of(model_or_spec, tokenizer_files={})
+    cfg = spec.get("transformer_config") or {}
+    projection = spec.get("projection")
+    parts = [f"{cfg.get('model_type', '?')} ({cfg.get('num_hidden_layers', '?')} layers, hidden_size "
+             f"{cfg.get('hidden_size', '?')}, vocab_size {cfg.get('vocab_size', '?')})",
+             f"{spec.get('pooling')} pooling", f"max_seq_length {spec.get('max_seq_length')}",
+             "normalised" if spec.get("normalize") else "not normalised"]
+    if spec.get("prefix"):
+        parts.append(f"prefix {spec['prefix']!r}")
+    if projection:
+        parts.append(f"projection {projection['in_features']} -> {projection['out_features']}")
+    return ", ".join(parts)
 
 
 def read_tokenizer_files(tokenizer) -> dict[str, torch.Tensor]:

@@ -24,9 +24,8 @@ import time
 
 from omegaconf import DictConfig
 
-from biolord import config_store
+from biolord import config_store, encoder_spec
 from biolord.devices import pick_device
-from biolord.encoder import Encoder
 from biolord.evaluation.embedder import TextEmbedder
 from biolord.evaluation.files import resolve_file
 from biolord.evaluation.linking import Linker, TextPreprocess, read_dictionary
@@ -37,9 +36,11 @@ log = logging.getLogger(__name__)
 
 def load_linker(model: str, dictionary: str, cache_dir: str | None = "~/.cache/biolord/embeddings",
                 evals_dir: str | None = None, dictionary_format: str = "auto", batch_size: int = 64,
-                device: str | None = None, encoder: Encoder | None = None, preprocess: dict | None = None,
+                device: str | None = None, encoder=None, preprocess: dict | None = None,
                 **dictionary_options) -> Linker:
-    """A ``Linker`` for ``model`` (a name or path, or an already loaded ``encoder``) and a dictionary file."""
+    """A ``Linker`` for ``model`` (a name or path, or an already loaded ``encoder``: an ``Encoder`` or a
+    ``Student``) and a dictionary file. Models load through ``biolord.encoder_spec.load_model``: a
+    multilingual student's prefix and projection are part of its vectors, as under ``SentenceTransformer``."""
     text_preprocess = TextPreprocess(**(preprocess or {}))
     path = resolve_file(dictionary, evals_dir, what="dictionary")
     start = time.perf_counter()
@@ -47,7 +48,7 @@ def load_linker(model: str, dictionary: str, cache_dir: str | None = "~/.cache/b
     log.info("dictionary %s: %d concepts, %d names (%.1fs)", path, entries.n_concepts, len(entries.names),
              time.perf_counter() - start)
     target = pick_device(device)
-    encoder = encoder or Encoder.load(model)
+    encoder = encoder or encoder_spec.load_model(model)
     encoder.to(target)
     embedder = TextEmbedder(encoder, batch_size, cache_dir or None, target)
     embedder.label = f"the dictionary {path.name}"  # its first use encodes every name: minutes on a CPU
@@ -60,8 +61,8 @@ def run(cfg: DictConfig) -> list[list[dict]]:
         raise ValueError('no mention given; add mention="..." or mentions=[a,b]')
     options = {"id_column": cfg.id_column, "name_column": cfg.name_column} if cfg.dictionary_format == "tsv" else {}
     model = model_name(cfg.get("model") or cfg.model_name_or_path)  # model=<x> is short for model_name_or_path
-    encoder = Encoder.load(model, pooling=cfg.get("pooling"), normalize=cfg.get("normalize"),
-                           max_seq_length=cfg.get("max_seq_length"))
+    encoder = encoder_spec.load_model(model, pooling=cfg.get("pooling"), normalize=cfg.get("normalize"),
+                                      max_seq_length=cfg.get("max_seq_length"))
     linker = load_linker(model, cfg.dictionary, cfg.get("cache_dir"), cfg.get("evals_dir"),
                          cfg.dictionary_format, cfg.batch_size, cfg.get("device"), encoder=encoder,
                          preprocess=dict(cfg.preprocess), **options)

@@ -18,9 +18,8 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from biolord import card, model_source
+from biolord import card, encoder_spec, model_source
 from biolord.data.parallel import ParallelData, load_parallel, split_by_concept
-from biolord.encoder import Encoder
 from biolord.evaluation.distillation import distillation_metrics, format_metrics, student_vs_teacher_table, teacher_reference
 from biolord.model_source import ModelNotFoundError
 from biolord.phases.hooks import ModuleParts, PhaseHooks, Report
@@ -48,6 +47,11 @@ def resolve_teacher(name_or_path: str | None, runs_glob: str) -> str:
 
 class MultilingualHooks(PhaseHooks):
     name = "multilingual"
+    model_key = "student"  # conf/distill.yaml: model.name_or_path is ${student}
+
+    @property
+    def model_name(self) -> str:
+        return str(self.cfg.model.name_or_path)  # ${student}, or what a user set there instead
 
     def check(self) -> None:
         cfg = self.cfg
@@ -64,7 +68,8 @@ class MultilingualHooks(PhaseHooks):
             self.parallel.rows, int(cfg.data.heldout_concepts), cfg.data.get("max_train_concepts"), int(cfg.seed))
         print(f"\nParallel data ({self.parallel.source}): {len(self.train_rows)} training rows, {len(self.heldout_rows)} "
               f"held-out rows ({cfg.data.heldout_concepts} held-out concepts)\n{self.parallel.report()}")
-        teacher = FrozenTeacher(Encoder.load(self.teacher_path, max_seq_length=phase.get("teacher_max_seq_length")),
+        # the one loader: any folder, run folder or checkpoint, a multilingual student with its prefix and projection
+        teacher = FrozenTeacher(encoder_spec.load_model(self.teacher_path, max_seq_length=phase.get("teacher_max_seq_length")),
                                 prefix=phase.get("teacher_prefix") or "")
         self.cache = TeacherCache(Path(cfg.paths.cache_dir) / "teacher_embeddings", teacher, batch_size=phase.teacher_batch_size)
         t0 = time.perf_counter()
@@ -75,12 +80,25 @@ class MultilingualHooks(PhaseHooks):
         self.reference = teacher_reference(self.heldout_rows, self.cache.lookup)
 
     def network(self) -> Student:
-        """The student (``model`` section), its projection started as a rotation onto the teacher's space."""
+        """The student (``model`` section), its projection started as a rotation onto the teacher's space.
+
+        ``student=`` may be a multilingual student already (a folder, run or checkpoint of this phase):
+        it is read as every reader reads it (``encoder_spec.load_model``) and trained on, its trained
+        projection kept (no new start), provided the config says what it is (``_trained_parts``)."""
         m = self.cfg.model
-        student = Student(Encoder.from_config(m), prefix=m.prefix, teacher_dim=self.cache.dim, projection=m.projection,
-                          freeze_word_embeddings=m.freeze_word_embeddings, freeze_layers=m.get("freeze_layers") or 0)
+        loaded = encoder_spec.load_model(m.name_or_path, pooling=m.get("pooling"), normalize=m.get("normalize"),
+                                         max_seq_length=m.get("max_seq_length"),
+                                         attn_implementation=m.get("attn_implementation"))
+        encoder, trained = _trained_parts(loaded, m.name_or_path, m.prefix, m.projection, self.cache.dim)
+        student = Student(encoder, prefix=m.prefix, teacher_dim=self.cache.dim, projection=m.projection,
+                          normalize=loaded.normalize, freeze_word_embeddings=m.freeze_word_embeddings,
+                          freeze_layers=m.get("freeze_layers") or 0)
         self.loaded = []  # the student as loaded, before the Procrustes start: the table's "before"
-        if m.projection and self.projection_init == "procrustes":
+        if trained is not None:
+            student.projection.load_state_dict(trained.state_dict())
+            log.info("student %s: its trained projection %d -> %d is kept (model.projection_init not applied)",
+                     m.name_or_path, trained.in_features, trained.out_features)
+        elif m.projection and self.projection_init == "procrustes":
             batch = self.cfg.eval.batch_size
             if self.cfg.eval.at_start and student.projection.in_features == student.projection.out_features:
                 self.loaded = [{"step": 0, "label": "as loaded", "metrics": _as_loaded(student, self.heldout_rows, self.cache, batch)}]
@@ -127,6 +145,27 @@ class MultilingualHooks(PhaseHooks):
 
     def export(self, network: Student, folder: Path, card_text: str) -> Path:
         return network.export(folder, card_text)
+
+
+def _trained_parts(loaded, name: str, prefix: str, projection: bool, teacher_dim: int):
+    """(encoder, trained projection or None) of the loaded student; a student trained before (a prefix, a
+    projection) must agree with ``model.prefix`` / ``model.projection`` and the teacher, else an error
+    names what differs and the fix (its vectors would silently change otherwise)."""
+    if not isinstance(loaded, Student):
+        return loaded, None
+    if loaded.prefix != (prefix or ""):
+        raise ValueError(f"student={name} was trained with the input prefix {loaded.prefix!r} (its default prompt) but "
+                         f"model.prefix={prefix!r}; set model.prefix='{loaded.prefix}' to train it further")
+    trained = loaded.projection
+    if trained is None:
+        return loaded.encoder, None
+    if not projection or trained.out_features != teacher_dim:
+        why = ("model.projection=false" if not projection
+               else f"the teacher gives {teacher_dim}-d vectors")
+        raise ValueError(f"student={name} has a trained projection {trained.in_features} -> {trained.out_features} but "
+                         f"{why}; set model.projection=true with a {trained.out_features}-d teacher, or start from "
+                         "the student's base model")
+    return loaded.encoder, trained
 
 
 def _as_loaded(student: Student, rows, cache: TeacherCache, batch_size: int) -> dict:

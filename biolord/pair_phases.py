@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from biolord import card, matryoshka
+from biolord import card, encoder_spec, matryoshka
 from biolord.data.datamodule import PairDataModule
 from biolord.encoder import Encoder
 from biolord.evaluation.benchmark_callback import BenchmarkCallback
@@ -109,6 +109,11 @@ class SelfDistillHooks(ContrastiveHooks):
     summary = ("Self-distillation phase of BioLORD-2023: the student keeps the contrastive teacher's similarities "
                "while training on the concept pairs again.")
 
+    @property
+    def model_key(self) -> str:
+        """phase.student_init=teacher: the student is a copy of the teacher, whatever model.name_or_path says."""
+        return "teacher" if self.cfg.phase.student_init == "teacher" else "model.name_or_path"
+
     def check(self) -> None:
         teacher_spec(self.cfg.get("teacher"), "a teacher")  # before any heavy work
         if self.cfg.phase.student_init not in ("base", "teacher"):
@@ -118,12 +123,21 @@ class SelfDistillHooks(ContrastiveHooks):
         """The student: the base model (``model`` group) or a copy of the teacher (``phase.student_init``)."""
         if self.cfg.phase.student_init == "base":
             return Encoder.from_config(self.cfg.model)
-        return Encoder.load(teacher_spec(self.cfg.get("teacher"), "a teacher"),
-                            max_seq_length=self.cfg.model.get("max_seq_length"))
+        teacher = teacher_spec(self.cfg.get("teacher"), "a teacher")
+        student = encoder_spec.load_model(teacher, max_seq_length=self.cfg.model.get("max_seq_length"))
+        if not isinstance(student, Encoder):
+            raise ValueError(
+                f"phase.student_init=teacher: the teacher {teacher} is {encoder_spec.describe(student)}; a "
+                "self-distillation student is a plain encoder (its pairs are tokenized without a prefix, its "
+                "vectors not projected): use phase.student_init=base with model.name_or_path=<a plain encoder>")
+        return student
 
     def module(self, network: Encoder, data, parts: ModuleParts) -> SelfDistillPhase:
         cfg, phase = self.cfg, self.cfg.phase
-        teacher = Encoder.load(teacher_spec(cfg.get("teacher"), "a teacher"))
+        # the one loader: a folder, a run folder or checkpoint of any phase, a student with its prefix and
+        # projection; the teacher sees what the student sees (max_seq_length)
+        teacher = encoder_spec.load_model(teacher_spec(cfg.get("teacher"), "a teacher"),
+                                          max_seq_length=network.max_seq_length)
         if teacher.dim != network.dim:
             raise ValueError(
                 f"teacher {cfg.teacher} has dimension {teacher.dim} but the student {network.source} has {network.dim}; "
@@ -132,13 +146,12 @@ class SelfDistillHooks(ContrastiveHooks):
         loss = self.loss(network)
         weights = DistillWeights(**phase.weights)
         root = Path(str(phase.teacher_cache_dir))
-        teacher.max_seq_length = network.max_seq_length  # the teacher sees what the student sees
         names = TeacherCache(root, FrozenTeacher(teacher), batch_size=phase.teacher_batch_size)  # names and, for KL, texts
         sentences = names  # the texts' MSE targets
         if phase.get("sentence_teacher"):
             # the base model teaches the sentence side: general sentence geometry is kept
-            sentence = Encoder.load(teacher_spec(phase.sentence_teacher, "phase.sentence_teacher"))
-            sentence.max_seq_length = network.max_seq_length
+            sentence = encoder_spec.load_model(teacher_spec(phase.sentence_teacher, "phase.sentence_teacher"),
+                                               max_seq_length=network.max_seq_length)
             if sentence.dim != network.dim:
                 raise ValueError(f"phase.sentence_teacher has dimension {sentence.dim}, the student {network.dim}")
             sentences = TeacherCache(root, FrozenTeacher(sentence), batch_size=phase.teacher_batch_size)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from biolord.checkpoint import (
+    ENCODER_SPEC,
     CorruptCheckpointError,
     check_lightning_checkpoint,
     complete_steps,
@@ -32,6 +33,7 @@ from biolord.checkpoint import (
     newest,
     run_checkpoints,
 )
+from biolord.encoder_spec import describe
 
 log = logging.getLogger(__name__)
 
@@ -43,28 +45,37 @@ class ResumePoint:
     config: dict = field(default_factory=dict)  # the checkpoint's biolord_config ({} when it has none)
     shapes: dict[str, tuple] = field(default_factory=dict, repr=False)  # state_dict key -> shape
     log_row: dict | None = None  # the checkpointed step's training row (biolord.loggers.LastTrainRow)
+    architecture: str = ""  # its encoder_spec in one line (biolord.encoder_spec.describe); "" without one
+    trained_from: str = ""  # the model its network started from (the encoder_spec's source)
 
-    def check_same_model(self, model_state: dict, model_name: str) -> None:
-        """The checkpoint's weights fit the model being trained, or an error naming the first tensor."""
-        trained_from = (self.config.get("model") or {}).get("name_or_path")
-        origin = f" (it was trained from model.name_or_path={trained_from})" if trained_from else ""
-        fix = (f"resume with the model it was trained from{origin}, or start fresh from {model_name} with "
-               "ckpt_path=none")
+    def check_same_model(self, model_state: dict, model_key: str, model_name: str) -> None:
+        """The checkpoint's weights fit the model being trained, or an error naming the first tensor,
+        the checkpoint's own architecture (its ``encoder_spec``) and the key that fixes it.
+
+        ``model_key``: the config key this run's architecture comes from (``model.name_or_path``, or
+        ``teacher`` for a self-distillation student started as the teacher, ``student`` for multilingual
+        distillation); ``model_name``: its value."""
+        built = f"the model built from {model_key}={model_name}"
+        held = f"; the checkpoint holds {self.architecture}" if self.architecture else ""
+        resume = (f"resume with {model_key}={self.trained_from}" if self.trained_from
+                  else f"resume with the {model_key} it was trained from")
+        fix = (f"{held}. This run's architecture comes from {model_key}: {resume}, or start fresh from "
+               f"{model_key}={model_name} with ckpt_path=none")
         missing = [k for k in model_state if k not in self.shapes]
         if missing:
             raise ValueError(
                 f"checkpoint {self.path} is from another model: it has no tensor '{missing[0]}' "
-                f"(+{len(missing) - 1} more) of model.name_or_path={model_name}; {fix}")
+                f"(+{len(missing) - 1} more) of {built}{fix}")
         extra = [k for k in self.shapes if k not in model_state]
         if extra:
             raise ValueError(
                 f"checkpoint {self.path} is from another model or phase: it holds tensor '{extra[0]}' "
-                f"(+{len(extra) - 1} more) that the model of model.name_or_path={model_name} lacks; {fix}")
+                f"(+{len(extra) - 1} more) that {built} lacks{fix}")
         for key, tensor in model_state.items():
             if tuple(tensor.shape) != self.shapes[key]:
                 raise ValueError(
                     f"checkpoint {self.path} is from another model: tensor '{key}' has shape {list(self.shapes[key])} "
-                    f"in the checkpoint but {list(tensor.shape)} in model.name_or_path={model_name}; {fix}")
+                    f"in the checkpoint but {list(tensor.shape)} in {built}{fix}")
 
 
 def select(value, output_dir) -> ResumePoint | None:
@@ -118,7 +129,10 @@ def _newest_in(run_dir: Path, explicit: bool) -> ResumePoint | None:
 def inspect(path: Path) -> ResumePoint:
     """Read the checkpoint lazily (tensors memory-mapped) and keep what the checks need."""
     ckpt = check_lightning_checkpoint(load_checkpoint(path, mmap=True), path)
+    spec = ckpt.get(ENCODER_SPEC) if isinstance(ckpt.get(ENCODER_SPEC), dict) else {}
     return ResumePoint(
+        architecture=describe(spec) if spec else "",
+        trained_from=str(spec.get("source") or ""),
         path=Path(path),
         step=int(ckpt.get("global_step", 0)),
         config=dict(ckpt.get("biolord_config") or {}),

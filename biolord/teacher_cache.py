@@ -10,21 +10,23 @@ nothing here knows about languages, only about texts.
 
 The vectors live in the one embedding store (``biolord.embedding_store``: ``<root>/<teacher
 fingerprint>/<texts hash>.safetensors``), the same format and code as an evaluation's cached
-dictionary vectors. The teacher's fingerprint also hashes the prefix put before each text, so the
-same weights with another prefix get their own vectors.
+dictionary vectors, under the one key of a model's vectors (``biolord.encoder_spec.fingerprint``),
+which also hashes the prefix put before each text: the same weights with another prefix get their
+own vectors, a student's projection is in the key too.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Sequence
 
 import torch
 from torch import nn
 
+from biolord import encoder_spec
 from biolord.console import Progress
-from biolord.embedding_store import EmbeddingStore, encoder_fingerprint
+from biolord.embedding_store import EmbeddingStore
+
 
 class FrozenTeacher(nn.Module):
     """A teacher that cannot be trained: no gradients, and ``train()`` keeps it in eval mode.
@@ -51,10 +53,9 @@ class FrozenTeacher(nn.Module):
         return self.encoder.encode([self.prefix + t for t in texts], batch_size=batch_size).float()  # (n, d)
 
     def fingerprint(self) -> str:
-        digest = hashlib.blake2b(digest_size=16)
-        digest.update(encoder_fingerprint(self.encoder).encode())
-        digest.update(b"\0prefix=" + self.prefix.encode("utf-8"))
-        return digest.hexdigest()
+        """The model's key with this teacher's prefix in it: with no prefix, the key an evaluation of the
+        same model stores its vectors under (one store, ``biolord.encoder_spec.fingerprint``)."""
+        return encoder_spec.fingerprint(self.encoder, extra_prefix=self.prefix)
 
 
 class TeacherCache:

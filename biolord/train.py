@@ -61,7 +61,7 @@ def run(cfg: DictConfig) -> dict:
                         hooks.batch_size_per_device, OmegaConf.to_container(cfg, resolve=True), gradcache)
     module = hooks.module(network, data, parts)
     if point is not None:
-        point.check_same_model(module.state_dict(), hooks.model_name)
+        point.check_same_model(module.state_dict(), hooks.model_key, hooks.model_name)
 
     evaluation = hooks.callbacks(data)
     checkpointing = ModelCheckpoint(

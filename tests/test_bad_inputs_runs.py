@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -141,13 +142,21 @@ def test_text_file_as_ckpt_path(trained, tmp_path):
         run(trained[1](tmp_path / "run", f"ckpt_path={path}"))
 
 
-def test_checkpoint_of_another_base_model(trained, tmp_path):
+def test_checkpoint_of_another_base_model(trained, tmp_path, tiny_model_dir):
     other = write_tiny_model(tmp_path / "other_model", hidden=16)
     cfg = trained[1](tmp_path / "run", f"ckpt_path={trained[0] / 'checkpoints' / 'last.ckpt'}",
                      f"model.name_or_path={other}")
-    with pytest.raises(ValueError, match=r"is from another model: tensor 'encoder\.transformer\.embeddings\.\S+' has "
-                                         r"shape \[\d+, 32\] in the checkpoint but \[\d+, 16\] .*it was trained from"):
+    with pytest.raises(ValueError) as err:
         run(cfg)
+    message = str(err.value)
+    assert re.search(r"is from another model: tensor 'encoder\.transformer\.embeddings\.\S+' has shape \[\d+, 32\] in the "
+                     r"checkpoint but \[\d+, 16\] in the model built from model\.name_or_path=\S*other_model;", message)
+    # the checkpoint's own description, and the fix with the key that decides a contrastive run's architecture
+    assert re.search(r"the checkpoint holds bert \(2 layers, hidden_size 32, vocab_size \d+\), mean pooling, "
+                     r"max_seq_length 32, normalised\. This run's architecture comes from model\.name_or_path: resume "
+                     r"with model\.name_or_path=\S+, or start fresh from model\.name_or_path=\S*other_model with "
+                     r"ckpt_path=none", message), message
+    assert f"resume with model.name_or_path={tiny_model_dir}," in message
 
 
 def test_all_checkpoints_truncated(trained, copy_of):

@@ -128,8 +128,8 @@ def test_average_contrastive_and_self_distilled_runs_through_their_checkpoints(t
     model_dir = Path(result["model_dir"])
     assert_soup_is_the_mean(model_dir, ckpts)
     torch.testing.assert_close(Encoder.load(str(model_dir)).encode(TEXTS), st_vectors(model_dir), atol=1e-5, rtol=1e-4)
-    # evaluate / link / teachers load a checkpoint through Encoder.load: the run's own vectors
-    from_ckpt = Encoder.load(str(ckpts[1]))
+    # evaluate / link / teachers load a checkpoint through encoder_spec.load_model: the run's own vectors
+    from_ckpt = encoder_spec.load_model(str(ckpts[1]))
     assert (from_ckpt.pooling, from_ckpt.normalize, from_ckpt.max_seq_length) == ("mean", True, 32)
     direct = encoder_spec.build(specs[1], read_encoder(ckpts[1])[1])
     torch.testing.assert_close(from_ckpt.encode(TEXTS), direct.encode(TEXTS))

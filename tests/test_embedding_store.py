@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from biolord.embedding_store import EmbeddingStore, encoder_fingerprint
+from biolord.embedding_store import EmbeddingStore
+from biolord.encoder_spec import fingerprint
 from biolord.evaluation.embedder import TextEmbedder
 from biolord.teacher_cache import TeacherCache
 
@@ -21,7 +22,7 @@ def test_vectors_an_evaluation_stored_are_what_a_teacher_cache_of_the_same_model
     counting = CountingEncoder(tiny_eval_encoder)
     TextEmbedder(counting, batch_size=8, cache_dir=tmp_path).embed_cached(NAMES)
     assert counting.texts == len(NAMES)
-    teacher_side = TeacherCache(tmp_path, fingerprint=encoder_fingerprint(tiny_eval_encoder))
+    teacher_side = TeacherCache(tmp_path, fingerprint=fingerprint(tiny_eval_encoder))
     assert len(teacher_side) == len(NAMES)
     stored = teacher_side.lookup(NAMES[::-1])  # (4, d)
     assert torch.allclose(stored, tiny_eval_encoder.encode(NAMES[::-1]).float(), atol=1e-6)
@@ -64,3 +65,51 @@ def test_store_refuses_a_wrong_count_or_dimension_and_names_missing_texts(tmp_pa
     with pytest.raises(KeyError, match="not in the embedding store .*'zzz'"):
         store.get(["a", "zzz"])
     assert EmbeddingStore(tmp_path, "fp").get(["b", "a"]).tolist() == [[0.0, 1.0], [1.0, 0.0]]  # read back from disk
+
+
+def test_one_fingerprint_keys_every_store_and_sees_projection_prefix_and_tokenizer(tmp_path, tiny_eval_model_dir):
+    """encoder_spec.fingerprint is the key of the evaluation store and of the teacher cache: the same model
+    loaded twice (folder, folder, checkpoint) has one key; a model that differs only in its projection,
+    only in its prefix, or only in its tokenizer's normaliser has another, and is encoded anew."""
+    import copy
+
+    from tokenizers import normalizers
+
+    from biolord.encoder import Encoder
+    from biolord.encoder_spec import load_model
+    from biolord.student import Student
+    from biolord.teacher_cache import FrozenTeacher
+    from tests.test_checkpoint_spec import write_described_checkpoint
+
+    torch.manual_seed(0)
+    student = Student(Encoder.load(str(tiny_eval_model_dir), max_seq_length=32), prefix="query: ", teacher_dim=24,
+                      projection=True)
+    folder = student.export(tmp_path / "student", card="card")
+    ckpt = write_described_checkpoint(student, tmp_path / "student.ckpt")
+    loads = [load_model(str(folder)), load_model(str(folder)), load_model(str(ckpt))]
+    keys = {TextEmbedder(m).fingerprint for m in loads} | {FrozenTeacher(m).fingerprint() for m in loads}
+    assert keys == {fingerprint(student)}  # one model, one key, evaluation and teacher side alike
+
+    projected = copy.deepcopy(loads[0])
+    with torch.no_grad():
+        projected.projection.weight[0, 0] += 1e-3  # only the projection differs
+    prefixed = copy.deepcopy(loads[0])
+    prefixed.prefix = "passage: "  # only the prefix differs
+    cased = copy.deepcopy(loads[0])
+    cased.encoder.tokenizer.backend_tokenizer.normalizer = normalizers.BertNormalizer(lowercase=False)
+    others = [projected, prefixed, cased]
+    assert len({fingerprint(m) for m in others} | keys) == 4
+    # through the store: a model that differs never reads another's vectors
+    TextEmbedder(loads[0], cache_dir=tmp_path / "store").embed_cached(NAMES)
+    for model in others:
+        counting = CountingEncoder(model)
+        TextEmbedder(counting, cache_dir=tmp_path / "store").embed_cached(NAMES)
+        assert counting.texts == len(NAMES)
+    again = CountingEncoder(loads[2])  # the checkpoint's copy reads what the folder's stored
+    TextEmbedder(again, cache_dir=tmp_path / "store").embed_cached(NAMES)
+    assert again.texts == 0
+    # a teacher prefix on top of a plain encoder is the same input as a student's own prefix: the same key
+    plain = Student(copy.deepcopy(student.encoder), prefix="query: ")
+    plain.encoder.normalize = True
+    assert FrozenTeacher(plain.encoder, prefix="query: ").fingerprint() == fingerprint(plain)
+    assert FrozenTeacher(plain.encoder).fingerprint() != fingerprint(plain)

@@ -117,3 +117,26 @@ def test_the_exported_model_is_the_trained_student(tiny_train_cfg, contrastive_r
     dist = lambda ref: sum((v - ref[k]).abs().sum().item() for k, v in trained.items())  # noqa: E731
     other = base if student_init == "teacher" else teacher
     assert dist(start) < dist(other)
+
+
+def test_resume_with_another_teacher_names_the_teacher_and_the_checkpoints_architecture(tiny_train_cfg, contrastive_run,
+                                                                                         tmp_path):
+    """student_init=teacher: the student's architecture comes from `teacher`, whatever model.name_or_path
+    says; resuming such a run with a teacher of another size names `teacher=` (the old advice named
+    model.name_or_path, which changes nothing here) and what the checkpoint holds."""
+    import re
+
+    from tests.conftest import write_tiny_model
+
+    common = ["phase=self_distill", "phase.student_init=teacher", "data.max_train_rows=16", "trainer.max_steps=2",
+              "export=false", f"paths.output_dir={tmp_path}/sd"]
+    run(tiny_train_cfg(*common, f"teacher={contrastive_run}"))
+    narrow = write_tiny_model(tmp_path / "narrow", hidden=16)
+    with pytest.raises(ValueError) as err:
+        run(tiny_train_cfg(*common, f"teacher={narrow}"))
+    message = str(err.value)
+    assert re.search(r"tensor 'encoder\.transformer\.\S+' has shape \[\d+, 32\] in the checkpoint but \[\d+, 16\] in "
+                     r"the model built from teacher=\S*narrow; the checkpoint holds bert \(2 layers, hidden_size 32, ", message)
+    assert (f"This run's architecture comes from teacher: resume with teacher={contrastive_run}, or start fresh "
+            f"from teacher={narrow} with ckpt_path=none") in message
+    assert "model.name_or_path" not in message

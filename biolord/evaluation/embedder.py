@@ -16,16 +16,19 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from biolord.embedding_store import EmbeddingStore, encoder_fingerprint
+from biolord import encoder_spec
+from biolord.embedding_store import EmbeddingStore
 from biolord.matryoshka import truncate
 
 log = logging.getLogger(__name__)
 
 
 class TextEmbedder:
-    """encoder: an ``Encoder`` or anything with ``encode(texts, batch_size, device, desc) -> (n, d)`` and ``dim``.
+    """encoder: an ``Encoder`` or a ``Student`` (``biolord.encoder_spec.load_model``): ``encode(texts,
+    batch_size, device, desc) -> (n, d)`` and ``dim``.
 
-    cache_dir: root of the on-disk embedding store read by ``embed_cached`` (None: off).
+    cache_dir: root of the on-disk embedding store read by ``embed_cached`` (None: off), keyed by
+    ``encoder_spec.fingerprint`` of the model.
     """
 
     def __init__(self, encoder, batch_size: int = 64, cache_dir=None, device=None):
@@ -43,7 +46,7 @@ class TextEmbedder:
     @property
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            self._fingerprint = encoder_fingerprint(self.encoder)
+            self._fingerprint = encoder_spec.fingerprint(self.encoder)
         return self._fingerprint
 
     def _encode(self, texts: list[str]) -> torch.Tensor:

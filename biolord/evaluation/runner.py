@@ -20,9 +20,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from biolord import matryoshka, model_source
+from biolord import encoder_spec, matryoshka, model_source
 from biolord.devices import pick_device
-from biolord.encoder import Encoder
 from biolord.evaluation import benchmarks as registry
 from biolord.evaluation import report
 from biolord.evaluation.embedder import TextEmbedder, TruncatedEmbedder
@@ -129,10 +128,11 @@ def run(cfg: DictConfig) -> list[dict]:
         if not benches:  # nothing readable: no model to load
             results.extend(failed)
             continue
-        encoder = Encoder.load(name, pooling=cfg.get("pooling"), normalize=cfg.get("normalize"),
-                               max_seq_length=cfg.get("max_seq_length")).to(device)
-        log.info("model %s: pooling %s, max_seq_length %d, device %s",
-                 name, encoder.pooling, encoder.max_seq_length, device)
+        # the one loader: a folder, a run folder or a checkpoint of any phase, a multilingual student
+        # with its prefix and projection included (the vectors SentenceTransformer(path) gives)
+        encoder = encoder_spec.load_model(name, pooling=cfg.get("pooling"), normalize=cfg.get("normalize"),
+                                          max_seq_length=cfg.get("max_seq_length")).to(device)
+        log.info("model %s: %s, device %s", name, encoder_spec.describe(encoder), device)
         embedder = TextEmbedder(encoder, cfg.batch_size, cfg.get("cache_dir") or None, device)
         records = []
         # one size at a time, each a view on the same full vectors (the model runs once per text)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from omegaconf import OmegaConf
 
 from biolord.phases.optim import GradientClip, Optimizer
 
@@ -52,9 +53,14 @@ class PhaseHooks:
         return self.cfg.data.batch_size_per_device
 
     @property
+    def model_key(self) -> str:
+        """The config key the network's architecture comes from (named by resume checks)."""
+        return "model.name_or_path"
+
+    @property
     def model_name(self) -> str:
-        """The model the network is built from (named by resume checks)."""
-        return str(self.cfg.model.name_or_path)
+        """The model the network is built from: ``model_key``'s value."""
+        return str(OmegaConf.select(self.cfg, self.model_key))
 
     def check(self) -> None:
         """Fast checks of the phase's settings, before the run folder and the resume point are looked at."""
