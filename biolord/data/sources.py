@@ -27,7 +27,7 @@ from biolord.data.rows import KINDS
 log = logging.getLogger(__name__)
 
 
-def _cellxgene(entry: dict, stats: Counter, lenient: Counter) -> Iterator[dict]:
+def _cellxgene(entry: dict, stats: Counter, lenient: Counter, obo: ontology.OboCache) -> Iterator[dict]:
     name = entry.get("ontology")
     if not name:
         raise ValueError("data source of type 'cellxgene' needs 'ontology' (e.g. ontology: MONDO)")
@@ -38,25 +38,25 @@ def _cellxgene(entry: dict, stats: Counter, lenient: Counter) -> Iterator[dict]:
         yield from ontology.concept_rows(concept, source, entry.get("kinds") or KINDS)
 
 
-def _obo(entry: dict, stats: Counter, lenient: Counter) -> Iterator[dict]:
+def _obo(entry: dict, stats: Counter, lenient: Counter, obo: ontology.OboCache) -> Iterator[dict]:
     path = entry.get("path")
     if not path:
         raise ValueError("data source of type 'obo' needs 'path' (an .obo file)")
-    concepts = ontology.obo_concepts(path, stats, entry.get("synonym_scopes") or ("EXACT",), lenient=lenient)
+    concepts = obo.concepts(path, stats, entry.get("synonym_scopes") or ("EXACT",), lenient=lenient)
     source = entry.get("name") or str(path).rsplit("/", 1)[-1].removesuffix(".obo")
     for concept in concepts:
         yield from ontology.concept_rows(concept, source, entry.get("kinds") or KINDS)
 
 
-def _hpo(entry: dict, stats: Counter, lenient: Counter) -> Iterator[dict]:
-    yield from _obo({"name": "hpo", **entry, "path": str(ontology.hpo_obo_path())}, stats, lenient)
+def _hpo(entry: dict, stats: Counter, lenient: Counter, obo: ontology.OboCache) -> Iterator[dict]:
+    yield from _obo({"name": "hpo", **entry, "path": str(ontology.hpo_obo_path())}, stats, lenient, obo)
 
 
-def _table(entry: dict, stats: Counter, lenient: Counter) -> Iterator[dict]:
+def _table(entry: dict, stats: Counter, lenient: Counter, obo: ontology.OboCache) -> Iterator[dict]:
     yield from tables.table_rows(entry, stats)
 
 
-SOURCES: dict[str, Callable[[dict, Counter, Counter], Iterator[dict]]] = {
+SOURCES: dict[str, Callable[[dict, Counter, Counter, ontology.OboCache], Iterator[dict]]] = {
     "cellxgene": _cellxgene,
     "obo": _obo,
     "hpo": _hpo,
@@ -66,12 +66,15 @@ SOURCES: dict[str, Callable[[dict, Counter, Counter], Iterator[dict]]] = {
 }
 
 
-def source_rows(entry: dict, stats: Counter, lenient: Counter | None = None) -> Iterator[dict]:
+def source_rows(entry: dict, stats: Counter, lenient: Counter | None = None,
+                obo: ontology.OboCache | None = None) -> Iterator[dict]:
     """Rows of one ``data.sources`` entry; ``stats`` counts the terms excluded before row building,
-    ``lenient`` the odd constructs read anyway (the term kept: an undeclared OBO synonym type, ...)."""
+    ``lenient`` the odd constructs read anyway (the term kept: an undeclared OBO synonym type, ...);
+    ``obo``: the OBO files the build has parsed already (a build passes one for all its sources)."""
     kind = entry.get("type")
     if kind not in SOURCES:
         raise ValueError(f"unknown data source type {kind!r} in data.sources; available: {sorted(SOURCES)}")
     for bad in set(entry.get("kinds") or ()) - set(KINDS):
         raise ValueError(f"unknown kind {bad!r} in data.sources entry {dict(entry)}; available: {list(KINDS)}")
-    return SOURCES[kind](dict(entry), stats, Counter() if lenient is None else lenient)
+    return SOURCES[kind](dict(entry), stats, Counter() if lenient is None else lenient,
+                         ontology.OboCache() if obo is None else obo)

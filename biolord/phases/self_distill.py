@@ -25,8 +25,7 @@ import torch
 from biolord.encoder import Encoder
 from biolord.losses import InfoNCELoss
 from biolord.losses_distill import embedding_mse, similarity_kl
-from biolord.phases.base import EmbeddingPhase
-from biolord.phases.contrastive import pair_batch_line
+from biolord.phases.pair import PairPhase, pair_batch_line
 from biolord.teacher_cache import TeacherCache
 
 log = logging.getLogger(__name__)
@@ -43,32 +42,21 @@ class DistillWeights:
             raise ValueError(f"phase.weights {vars(self)} must be >= 0 and not all 0")
 
 
-class SelfDistillPhase(EmbeddingPhase):
+class SelfDistillPhase(PairPhase):
     def __init__(self, encoder: Encoder, loss: InfoNCELoss, weights: DistillWeights, name_cache: TeacherCache,
                  sentence_cache: TeacherCache, **parts):
         """encoder: the student; loss: the contrastive term (its scale is also the KL temperature);
         name_cache: the concept teacher's vectors (names, and texts for KL); sentence_cache: the
         texts' MSE targets (the same cache when no sentence teacher is set)."""
-        super().__init__(**parts)
+        super().__init__(encoder, loss, **parts)  # the student, dropout on, as in phase 1
         if loss.matryoshka_dims and not weights.contrastive:
             raise ValueError(
                 f"phase.loss.matryoshka_dims={loss.matryoshka_dims} applies to the contrastive term, but "
                 "phase.weights.contrastive=0; set phase.weights.contrastive>0 or drop matryoshka_dims"
             )
-        self.encoder = encoder
-        self.loss_fn = loss
-        self.loss_scale = loss.scale
         self.weights = weights
         # teachers live in their caches, not as submodules: they are never trained, saved or moved
         self.name_cache, self.sentence_cache = name_cache, sentence_cache
-        self.encoder.train()  # dropout on, as in phase 1
-
-    @property
-    def network(self) -> Encoder:
-        return self.encoder
-
-    def sides(self, batch: dict):
-        return [batch["anchor"], batch["positive"]]
 
     def loss_from_embeddings(self, batch: dict, anchors: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
         """anchors, positives: (B, d) student embeddings of the batch's names and texts."""
