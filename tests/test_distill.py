@@ -280,3 +280,19 @@ def test_gradcache_gives_the_plain_runs_curve(distill_cfg, tiny_model_dir, tmp_p
     plain, cached = losses(tmp_path / "plain"), losses(tmp_path / "cached")
     assert len(plain) == 3 and len(set(plain)) == 3  # the weights move between steps
     assert cached == pytest.approx(plain, abs=1e-5)
+
+
+def test_student_vs_teacher_table_writes_a_dash_where_there_is_no_figure():
+    """The en row has no xx->en reference: "–", not "nan" (the docs' table is rendered from this text)."""
+    from biolord.evaluation.distillation import student_vs_teacher_table
+
+    first = {"en": {"n": 2, "acc@1": 50.0, "acc@1_teacher": 50.0, "mse": 0.5},
+             "de": {"n": 2, "acc@1": 100.0, "acc@1_teacher": 0.0, "mse": 0.51}}
+    last = {"en": {"n": 2, "acc@1": 100.0, "acc@1_teacher": 100.0, "mse": 0.1}}
+    table = student_vs_teacher_table(
+        [{"step": 0, "metrics": first}, {"step": 9, "metrics": last}],
+        {"en": {"en->en acc@1": 100.0, "xx->en acc@1": float("nan")}, "de": {"en->en acc@1": 100.0, "xx->en acc@1": 40.0}})
+    rows = [line for line in table.splitlines() if line.startswith("| en ") or line.startswith("| de ")]
+    assert rows[0] == "| en | 2 | 50.0 | 100.0 | 50.0 | 100.0 | 0.500 | 0.100 | 100.0 | – |"
+    assert rows[1] == "| de | 2 | 100.0 | – | 0.0 | – | 0.510 | – | 100.0 | 40.0 |"
+    assert "nan" not in table

@@ -99,12 +99,16 @@ def student_vs_teacher_table(history: list[dict], reference: dict[str, dict]) ->
         f"| MSE×100 {s0} | MSE×100 {s1} | teacher en→en acc@1 (ceiling) | teacher xx→en acc@1 |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    nan = float("nan")
+    def cell(values: dict, key: str, digits: int = 1) -> str:
+        """A figure, or "–" where there is none (the en row has no xx->en; a language missing at the end)."""
+        value = values.get(key)
+        return "–" if value is None or value != value else f"{value:.{digits}f}"
+
     for lang in sorted(first, key=lambda x: (x != "en", x)):
         a, b, t = first[lang], last.get(lang, {}), reference.get(lang, {})
         lines.append(
-            f"| {lang} | {a['n']} | {a['acc@1']:.1f} | {b.get('acc@1', nan):.1f} | {a.get('acc@1_teacher', nan):.1f} "
-            f"| {b.get('acc@1_teacher', nan):.1f} | {a['mse']:.3f} | {b.get('mse', nan):.3f} "
-            f"| {t.get('en->en acc@1', nan):.1f} | {t.get('xx->en acc@1', nan):.1f} |"
+            f"| {lang} | {a['n']} | {cell(a, 'acc@1')} | {cell(b, 'acc@1')} | {cell(a, 'acc@1_teacher')} "
+            f"| {cell(b, 'acc@1_teacher')} | {cell(a, 'mse', 3)} | {cell(b, 'mse', 3)} "
+            f"| {cell(t, 'en->en acc@1')} | {cell(t, 'xx->en acc@1')} |"
         )
     return "\n".join(lines)
