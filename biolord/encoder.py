@@ -115,13 +115,7 @@ class Encoder(nn.Module):
     @classmethod
     def from_config(cls, cfg) -> "Encoder":
         """Build from a ``model`` config group (``conf/model/*.yaml``)."""
-        return cls.load(
-            cfg.name_or_path,
-            pooling=cfg.get("pooling"),
-            normalize=cfg.get("normalize"),
-            max_seq_length=cfg.get("max_seq_length"),
-            attn_implementation=cfg.get("attn_implementation"),
-        )
+        return cls.load(cfg.name_or_path, **load_settings(cfg))
 
     # ---- forward ------------------------------------------------------------------------------
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -217,3 +211,9 @@ def _read_sentence_transformers_settings(location: str) -> dict:
         if value:
             settings["max_seq_length"] = int(value)
     return settings
+
+
+def load_settings(cfg) -> dict:
+    """The loading settings of a ``model`` config section (None: the model's own), as keyword arguments
+    of ``Encoder.load`` and ``biolord.encoder_spec.load_model``."""
+    return {key: cfg.get(key) for key in ("pooling", "normalize", "max_seq_length", "attn_implementation")}

@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 
 from biolord import card, encoder_spec, model_source
 from biolord.data.parallel import ParallelData, load_parallel, split_by_concept
+from biolord.encoder import load_settings
 from biolord.evaluation.distillation import distillation_metrics, format_metrics, student_vs_teacher_table, teacher_reference
 from biolord.model_source import ModelNotFoundError
 from biolord.phases.hooks import ModuleParts, PhaseHooks, Report
@@ -86,9 +87,7 @@ class MultilingualHooks(PhaseHooks):
         it is read as every reader reads it (``encoder_spec.load_model``) and trained on, its trained
         projection kept (no new start), provided the config says what it is (``_trained_parts``)."""
         m = self.cfg.model
-        loaded = encoder_spec.load_model(m.name_or_path, pooling=m.get("pooling"), normalize=m.get("normalize"),
-                                         max_seq_length=m.get("max_seq_length"),
-                                         attn_implementation=m.get("attn_implementation"))
+        loaded = encoder_spec.load_model(m.name_or_path, **load_settings(m))
         encoder, trained = _trained_parts(loaded, m.name_or_path, m.prefix, m.projection, self.cache.dim)
         student = Student(encoder, prefix=m.prefix, teacher_dim=self.cache.dim, projection=m.projection,
                           normalize=loaded.normalize, freeze_word_embeddings=m.freeze_word_embeddings,
