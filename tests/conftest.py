@@ -162,3 +162,21 @@ def init_gloo(rank: int, world: int, port: int) -> None:
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
+
+
+def close_gloo() -> None:
+    """Leave the process group in step with the other rank.
+
+    Why: a rank that destroys the group (and exits) while its peer is still finishing a
+    collective, or while a DDP reducer still holds the group, can abort the peer in gloo's
+    C++ threads ("terminate called without an active exception", SIGABRT in CI once). The
+    caller drops its DDP wrappers first; the barrier then makes both ranks finish every
+    collective before either tears down.
+    """
+    import gc
+
+    import torch.distributed as dist
+
+    gc.collect()  # DDP reducers the caller deleted release the group here, not at exit
+    dist.barrier()
+    dist.destroy_process_group()

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from biolord.losses import info_nce
 
-from tests.conftest import free_port, init_gloo
+from tests.conftest import close_gloo, free_port, init_gloo
 
 
 def _global_batch():
@@ -38,7 +38,7 @@ def _worker(rank, world, port, out, dims):
     dist.all_gather(all_grads, grads)
     if rank == 0:
         torch.save({"loss": torch.cat(losses).mean(), "grads": torch.cat(all_grads)}, out)
-    dist.destroy_process_group()
+    close_gloo()
 
 
 

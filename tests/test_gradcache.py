@@ -13,7 +13,7 @@ from biolord import gradcache
 from biolord.gradcache import cached_backward, mini_batches
 from biolord.losses import info_nce
 
-from tests.conftest import free_port, init_gloo
+from tests.conftest import close_gloo, free_port, init_gloo
 
 NAMES = [
     "wilson disease", "hepatic copper deposition", "huntington disease", "chronic kidney disease",
@@ -157,7 +157,8 @@ def _worker(rank, world, port, model_dir, out):
         },
         f"{out}.{rank}",
     )
-    dist.destroy_process_group()
+    del ddp
+    close_gloo()
 
 
 
