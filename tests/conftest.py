@@ -157,8 +157,16 @@ def free_port() -> int:
 
 
 def init_gloo(rank: int, world: int, port: int) -> None:
-    """Join a CPU (gloo) process group on the loopback interface: the 2-process tests' workers."""
+    """Join a CPU (gloo) process group on the loopback interface: the 2-process tests' workers.
+
+    faulthandler: a worker that aborts in C++ (SIGABRT) prints its Python stack to stderr,
+    which pytest shows with the failure; without it the spawn error names only the signal.
+    """
+    import faulthandler
+
     import torch.distributed as dist
+
+    faulthandler.enable()
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
