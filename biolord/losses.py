@@ -6,6 +6,12 @@
 definition / description) among every positive of the *global* batch. With Matryoshka dimensions
 (``biolord.matryoshka``) the same loss is summed over prefixes of the embeddings; this module is the
 one place where they are applied, so the plain step and GradCache (``biolord.gradcache``) share it.
+
+Guided false-negative filtering (GISTEmbed, Solatorio 2024; sentence-transformers'
+``GISTEmbedLoss``): a frozen guide model's vectors of the same pairs mark in-batch candidates the
+guide finds at least as close to the anchor as its own positive (minus ``guide_margin``); they are
+masked like same-concept candidates. Ontology batches hold many such near-duplicates (a disease and
+its subtype, two descriptions that differ in one parent), which plain InfoNCE pushes apart.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ def info_nce(
     symmetric: bool = False,
     dims: Sequence[int] | None = None,
     weights: Sequence[float] | None = None,
+    guide: tuple[torch.Tensor, torch.Tensor] | None = None,
+    guide_margin: float = 0.0,
 ) -> torch.Tensor:
     """InfoNCE over local anchors x candidates gathered from every rank (with gradient).
 
@@ -44,6 +52,9 @@ def info_nce(
     dims: Matryoshka prefix sizes (Kusupati et al., 2022), each <= d: the loss is
         ``sum_k weights[k] * InfoNCE(first k dims, re-normalised)``; None: the full vectors only.
     weights: one per dim (default 1 each).
+    guide: the guide's (B, g) L2-normalised vectors of the same anchors and positives, or None: a
+        candidate the guide scores above ``guide(anchor) . guide(own positive) - guide_margin`` is
+        masked (in each direction with its own scores), the own positive never.
     """
     batch = anchors.shape[0]
     all_positives = distributed.gather_with_grad(positives)  # (world*B, d), gathered once for every dim
@@ -53,9 +64,15 @@ def info_nce(
     if concept_ids is not None:
         all_ids = distributed.gather_no_grad(concept_ids)  # (world*B,)
         mask = _false_negative_mask(concept_ids, all_ids, labels)  # (B, world*B)
+    mask_t = mask  # the positive -> anchor direction
+    if guide is not None:
+        g_mask, g_mask_t = _guide_masks(*guide, labels, guide_margin, symmetric)
+        mask = g_mask if mask is None else mask | g_mask
+        if symmetric:
+            mask_t = g_mask_t if mask_t is None else mask_t | g_mask_t
 
     if not dims:
-        return _info_nce_at(anchors, positives, all_positives, all_anchors, labels, mask, scale)
+        return _info_nce_at(anchors, positives, all_positives, all_anchors, labels, mask, mask_t, scale)
     weights = weights or [1.0] * len(dims)
     loss = anchors.new_zeros(())
     for k, w in zip(dims, weights):
@@ -63,12 +80,13 @@ def info_nce(
             raise ValueError(f"matryoshka dimension {k} > embedding dimension {anchors.shape[1]}")
         a, p, all_p = (matryoshka.truncate(x, k) for x in (anchors, positives, all_positives))  # (B, k), (B, k), (world*B, k)
         all_a = matryoshka.truncate(all_anchors, k) if all_anchors is not None else None  # (world*B, k)
-        loss = loss + w * _info_nce_at(a, p, all_p, all_a, labels, mask, scale)
+        loss = loss + w * _info_nce_at(a, p, all_p, all_a, labels, mask, mask_t, scale)
     return loss
 
 
-def _info_nce_at(anchors, positives, all_positives, all_anchors, labels, mask, scale) -> torch.Tensor:
-    """The loss at one embedding size: anchors, positives (B, k); all_* (world*B, k) or None."""
+def _info_nce_at(anchors, positives, all_positives, all_anchors, labels, mask, mask_t, scale) -> torch.Tensor:
+    """The loss at one embedding size: anchors, positives (B, k); all_* (world*B, k) or None;
+    mask, mask_t: (B, world*B) bool or None, for the anchor -> positive and positive -> anchor terms."""
     logits = scale * anchors @ all_positives.T  # (B, world*B)
     if mask is not None:
         logits = logits.masked_fill(mask, float("-inf"))
@@ -76,8 +94,8 @@ def _info_nce_at(anchors, positives, all_positives, all_anchors, labels, mask, s
     if all_anchors is not None:
         # The positive must also pick its own anchor among all anchors (CLIP-style second term).
         logits_t = scale * positives @ all_anchors.T  # (B, world*B)
-        if mask is not None:
-            logits_t = logits_t.masked_fill(mask, float("-inf"))
+        if mask_t is not None:
+            logits_t = logits_t.masked_fill(mask_t, float("-inf"))
         loss = (loss + F.cross_entropy(logits_t, labels)) / 2
     return loss
 
@@ -90,6 +108,28 @@ def _false_negative_mask(
     own = torch.zeros_like(same)
     own[torch.arange(len(labels), device=labels.device), labels] = True
     return same & ~own
+
+
+@torch.no_grad()
+def _guide_masks(
+    guide_anchors: torch.Tensor, guide_positives: torch.Tensor, labels: torch.Tensor, margin: float, symmetric: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """True where the guide scores a candidate above the own pair's score minus ``margin``.
+
+    guide_anchors, guide_positives: (B, g) local guide vectors; candidates are gathered from every
+    rank, as the loss's. Returns the (B, world*B) mask of anchor -> positives and, when symmetric,
+    of positive -> anchors.
+    """
+    rows = torch.arange(len(labels), device=labels.device)
+    own = torch.zeros(len(labels), len(labels) * distributed.world_size(), dtype=torch.bool, device=labels.device)
+    own[rows, labels] = True  # (B, world*B)
+    pair = (guide_anchors * guide_positives).sum(1, keepdim=True)  # (B, 1): the guide's score of each own pair
+
+    def above(queries, candidates):
+        scores = queries @ distributed.gather_no_grad(candidates).T  # (B, world*B)
+        return (scores > pair - margin) & ~own
+
+    return above(guide_anchors, guide_positives), above(guide_positives, guide_anchors) if symmetric else None
 
 
 class InfoNCELoss(nn.Module):
@@ -107,10 +147,12 @@ class InfoNCELoss(nn.Module):
         matryoshka_dims: Sequence[int] | None = None,
         matryoshka_weights: Sequence[float] | None = None,
         model_dim: int | None = None,
+        guide_margin: float = 0.0,
     ):
         super().__init__()
         if scale <= 0:
             raise ValueError(f"loss.scale must be positive, got {scale}")
+        self.guide_margin = float(guide_margin)
         self.scale = scale
         self.symmetric = symmetric
         self.mask_same_concept = mask_same_concept
@@ -125,10 +167,12 @@ class InfoNCELoss(nn.Module):
                         self.matryoshka_dims, model_dim, model_dim)
 
     def forward(
-        self, anchors: torch.Tensor, positives: torch.Tensor, concept_ids: torch.Tensor | None = None
+        self, anchors: torch.Tensor, positives: torch.Tensor, concept_ids: torch.Tensor | None = None,
+        guide: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
+        """guide: the guide model's (B, g) vectors of the anchors and positives (``info_nce``), or None."""
         ids = concept_ids if self.mask_same_concept else None
         return info_nce(
             anchors, positives, ids, scale=self.scale, symmetric=self.symmetric,
-            dims=self.matryoshka_dims, weights=self.matryoshka_weights,
+            dims=self.matryoshka_dims, weights=self.matryoshka_weights, guide=guide, guide_margin=self.guide_margin,
         )

@@ -20,6 +20,7 @@ from biolord.evaluation.benchmark_callback import BenchmarkCallback
 from biolord.evaluation.callback import HeldOutRetrievalCallback
 from biolord.export import export_sentence_transformers
 from biolord.losses import InfoNCELoss
+from biolord.model_source import ModelNotFoundError
 from biolord.phases.contrastive import ContrastivePhase
 from biolord.phases.hooks import ModuleParts, PhaseHooks, Report
 from biolord.phases.self_distill import DistillWeights, SelfDistillPhase
@@ -43,10 +44,29 @@ class ContrastiveHooks(PhaseHooks):
         return data
 
     def loss(self, network: Encoder) -> InfoNCELoss:
-        return InfoNCELoss(**self.cfg.phase.loss, model_dim=network.dim)  # Matryoshka dims checked here, before fit
+        margin = OmegaConf.select(self.cfg, "phase.guide.margin", default=0.0)
+        # Matryoshka dims checked here, before fit
+        return InfoNCELoss(**self.cfg.phase.loss, model_dim=network.dim, guide_margin=margin)
 
     def module(self, network: Encoder, data, parts: ModuleParts) -> ContrastivePhase:
-        return ContrastivePhase(network, self.loss(network), **parts.kwargs(self.cfg.phase.get("tokens_per_forward")))
+        return ContrastivePhase(network, self.loss(network), guide=self.guide(network),
+                                **parts.kwargs(self.cfg.phase.get("tokens_per_forward")))
+
+    def guide(self, network: Encoder) -> TeacherCache | None:
+        """The guide's vectors for guided false-negative filtering (``phase.guide.model``), or None.
+
+        The one loader (``encoder_spec.load_model``) reads it; it sees what the trained model sees
+        (max_seq_length), and its vectors share the teacher cache of self-distillation.
+        """
+        guide = OmegaConf.select(self.cfg, "phase.guide")
+        if guide is None or not guide.get("model"):
+            return None
+        try:
+            model = encoder_spec.load_model(str(guide.model), max_seq_length=network.max_seq_length)
+        except ModelNotFoundError as err:  # its message names model.name_or_path, the reader's usual key
+            raise ModelNotFoundError(f"phase.guide.model={guide.model} (the guide of guided false-negative "
+                                     f"filtering; null turns it off): {err}") from err
+        return TeacherCache(Path(str(guide.cache_dir)), FrozenTeacher(model), batch_size=guide.batch_size)
 
     def callbacks(self, data) -> list:
         ev = self.cfg.eval

@@ -71,3 +71,50 @@ def test_module_respects_mask_switch_and_rejects_bad_scale():
     assert InfoNCELoss(mask_same_concept=False)(a, p, ids).item() == pytest.approx(info_nce(a, p, None).item())
     with pytest.raises(ValueError, match="loss.scale"):
         InfoNCELoss(scale=0)
+
+
+# ---- guided false-negative filtering (GISTEmbed) ---------------------------------------------
+
+
+def guided_reference(a, p, ga, gp, margin=0.0, ids=None, scale=20.0):
+    """Loop reference: candidate j != i is dropped when the guide scores it above pair i's guide score
+    minus the margin (or it shares the anchor's concept)."""
+    total = 0.0
+    for i in range(len(a)):
+        own_guide = (ga[i] @ gp[i]).item()
+        logits = [(scale * (a[i] @ p[j])).item() for j in range(len(p))
+                  if j == i or not ((ga[i] @ gp[j]).item() > own_guide - margin or (ids is not None and ids[j] == ids[i]))]
+        total += -(scale * (a[i] @ p[i])).item() + math.log(sum(math.exp(x) for x in logits))
+    return total / len(a)
+
+
+def test_guide_masks_what_the_guide_scores_above_the_own_pair():
+    a, p = unit(8, 8, 20), unit(8, 8, 21)
+    ga, gp = unit(8, 6, 22), unit(8, 6, 23)
+    gp[3] = F.normalize(ga[0] + 0.01 * gp[3], dim=0)  # for anchor 0 the guide prefers candidate 3 to its own
+    own = (ga * gp).sum(1)
+    assert (ga[0] @ gp[3]) > own[0]  # the case the filter exists for
+    got = info_nce(a, p, None, guide=(ga, gp)).item()
+    assert got == pytest.approx(guided_reference(a, p, ga, gp), rel=1e-5)
+    assert got != pytest.approx(info_nce(a, p, None).item(), rel=1e-3)  # something was masked
+    ids = torch.tensor([0, 1, 0, 2, 3, 4, 5, 6])  # with the same-concept mask: the union of both
+    assert info_nce(a, p, ids, guide=(ga, gp)).item() == pytest.approx(guided_reference(a, p, ga, gp, ids=ids.tolist()), rel=1e-5)
+
+
+def test_guide_margin_bounds_and_symmetric_direction():
+    a, p = unit(6, 8, 24), unit(6, 8, 25)
+    ga, gp = unit(6, 4, 26), unit(6, 4, 27)
+    # a margin below -2 masks nothing (cosines lie in [-1, 1]); above 2 everything but the own pair (loss 0)
+    assert info_nce(a, p, guide=(ga, gp), guide_margin=-2.5).item() == pytest.approx(info_nce(a, p).item(), rel=1e-6)
+    assert info_nce(a, p, guide=(ga, gp), guide_margin=2.5, symmetric=True).item() == pytest.approx(0.0, abs=1e-6)
+    # symmetric: the positive -> anchor term uses the guide's scores in that direction
+    sym = info_nce(a, p, guide=(ga, gp), guide_margin=0.3, symmetric=True).item()
+    ref = (guided_reference(a, p, ga, gp, 0.3) + guided_reference(p, a, gp, ga, 0.3)) / 2
+    assert sym == pytest.approx(ref, rel=1e-5)
+
+
+def test_guide_margin_reaches_the_module():
+    a, p = unit(6, 8, 28), unit(6, 8, 29)
+    ga, gp = unit(6, 4, 30), unit(6, 4, 31)
+    module = InfoNCELoss(guide_margin=0.3)
+    assert module(a, p, None, guide=(ga, gp)).item() == pytest.approx(guided_reference(a, p, ga, gp, 0.3), rel=1e-5)

@@ -8,20 +8,48 @@ The step, GradCache (``gradcache.mini_batch_size``), the length-sorted chunks
 
 Under mixed precision (``trainer.precision=bf16-mixed``, the CPU default: bf16 matmuls run about
 2.4x faster on CPUs with AVX512-BF16 or AMX) the encoder runs in bf16 and the loss in float32.
+
+With a guide (``phase.guide.model``, GISTEmbed-style false-negative filtering, ``biolord.losses``)
+the guide's vectors of the batch's names and texts come from a ``TeacherCache``: the frozen guide
+runs once per text, and a rerun on the same data reads them from disk.
 """
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
+from biolord.encoder import Encoder
+from biolord.losses import InfoNCELoss
 from biolord.phases.pair import PairPhase, pair_batch_line
+from biolord.teacher_cache import TeacherCache
+
+log = logging.getLogger(__name__)
 
 
 class ContrastivePhase(PairPhase):
     """The pair phase (``biolord.phases.pair``: encoder, InfoNCE loss, sides) scored by that loss alone."""
 
+    def __init__(self, encoder: Encoder, loss: InfoNCELoss, guide: TeacherCache | None = None, **parts):
+        """guide: the guide model's vectors (None: no guided filtering); it lives in its cache, not as a
+        submodule, so it is never trained, saved or wrapped by DDP."""
+        super().__init__(encoder, loss, **parts)
+        self.guide = guide
+
     def loss_from_embeddings(self, batch: dict, anchors: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
-        return self.loss_fn(anchors, positives, batch["concept_id"])  # (B, d) each -> scalar
+        guide = None
+        if self.guide is not None:
+            guide = (self.guide.lookup(batch["names"]).to(anchors), self.guide.lookup(batch["texts"]).to(positives))  # (B, g) each
+        return self.loss_fn(anchors, positives, batch["concept_id"], guide=guide)  # (B, d) each -> scalar
 
     def describe(self) -> str:
-        return pair_batch_line(self.trainer.world_size * self.batch_size_per_device, self.loss_fn)
+        line = pair_batch_line(self.trainer.world_size * self.batch_size_per_device, self.loss_fn)
+        if self.guide is not None:
+            line += (f"; guided false-negative filter: candidates the guide scores above the pair's own score "
+                     f"- {self.loss_fn.guide_margin:g} are masked")
+        return line
+
+    def on_train_epoch_end(self) -> None:
+        if self.guide is not None:
+            log.info("guide cache: %s", self.guide.stats())
