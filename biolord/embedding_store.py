@@ -5,7 +5,9 @@ back afterwards: the teacher's vectors in distillation (``biolord.teacher_cache`
 run and phase reads them) and the large fixed text lists of an evaluation (a linking dictionary,
 MEDIC: ~70k names, the slow part of an evaluation on CPU; ``evaluation.embedder.TextEmbedder``).
 
-Layout: ``<root>/<fingerprint>/<texts hash>.safetensors``, one shard per batch of new texts, holding
+Layout: ``<root>/<fingerprint>/<texts hash>.safetensors``, one shard per batch of new texts (or, with
+``flush_every``, per that many new texts: a training step that meets 128 new texts does not write and
+fsync a file each time), holding
 ``embeddings`` (n, d) float32 as the model returned them (not re-normalised) and the texts (JSON in
 the safetensors metadata). The fingerprint is ``biolord.encoder_spec.fingerprint`` (weights, projection,
 prefix, tokenizer and settings), so a retrained model under the same path never serves stale vectors; texts are keys one by one, so
@@ -44,14 +46,25 @@ class EmbeddingStore:
 
     The shards on disk are read once, when the store is made; ``hits`` / ``misses`` count texts
     looked up through ``vectors`` (a text asked twice in one call counts twice).
+
+    The vectors live in one (capacity, d) matrix that doubles when full, so a lookup is one index
+    and adding a batch copies the batch only (not the whole store, as concatenating on every lookup
+    would: quadratic over a training run that adds vectors at each step).
+
+    flush_every: None writes a shard at every ``add`` (an evaluation's one large batch); a number
+    keeps new vectors in memory until that many are pending, then writes them as one shard;
+    ``flush()`` writes the rest (a killed run loses at most that many vectors, which are re-encoded).
     """
 
-    def __init__(self, root: str | os.PathLike, fingerprint: str):
+    def __init__(self, root: str | os.PathLike, fingerprint: str, flush_every: int | None = None):
         self.fingerprint = fingerprint
         self.folder = Path(os.path.expanduser(str(root))) / fingerprint
+        self.flush_every = flush_every
         self._rows: dict[str, int] = {}
-        self._blocks: list[torch.Tensor] = []  # (n_i, d) each; concatenated lazily
+        self._matrix: torch.Tensor | None = None  # (capacity, d); rows [0, _n) are stored vectors
         self._n = 0
+        self._pending: list[tuple[list[str], torch.Tensor]] = []  # added, not yet on disk
+        self._pending_n = 0
         self.hits = self.misses = 0
         self._read_shards()
 
@@ -63,7 +76,7 @@ class EmbeddingStore:
 
     @property
     def dim(self) -> int | None:
-        return int(self._blocks[0].shape[1]) if self._blocks else None
+        return int(self._matrix.shape[1]) if self._matrix is not None else None
 
     def missing(self, texts: Sequence[str]) -> list[str]:
         """The distinct texts not stored yet, in first-seen order."""
@@ -82,15 +95,13 @@ class EmbeddingStore:
 
     def get(self, texts: Sequence[str]) -> torch.Tensor:
         """(N, d) stored vectors in the order of ``texts``; a text not stored is a KeyError naming it."""
-        if len(self._blocks) > 1:
-            self._blocks = [torch.cat(self._blocks)]  # (total, d)
         if not texts:
             return torch.empty(0, self.dim or 0)
         absent = [t for t in texts if t not in self._rows]
         if absent:
             raise KeyError(f"{len(absent)} texts are not in the embedding store {self.folder} (e.g. {absent[0]!r})")
         index = torch.tensor([self._rows[t] for t in texts], dtype=torch.long)  # (N,)
-        return self._blocks[0][index]  # (N, d)
+        return self._matrix[index]  # (N, d)
 
     def add(self, texts: Sequence[str], vectors: torch.Tensor, write: bool = True) -> Path | None:
         """Store ``vectors`` (n, d) of ``texts`` (those not stored yet); returns the shard written, if any."""
@@ -98,10 +109,10 @@ class EmbeddingStore:
         vectors = vectors.detach().float().cpu()
         if vectors.shape[0] != len(texts):
             raise ValueError(f"the model returned {vectors.shape[0]} vectors for {len(texts)} texts")
-        if self._blocks and vectors.shape[1] != self._blocks[0].shape[1]:
+        if self._matrix is not None and vectors.shape[1] != self._matrix.shape[1]:
             raise ValueError(
                 f"vectors of dimension {vectors.shape[1]} for the store {self.folder}, which holds dimension "
-                f"{self._blocks[0].shape[1]}; a model with another output size needs its own fingerprint"
+                f"{self._matrix.shape[1]}; a model with another output size needs its own fingerprint"
             )
         fresh: dict[str, int] = {}  # text -> its first row in `vectors`
         for i, text in enumerate(texts):
@@ -112,9 +123,35 @@ class EmbeddingStore:
         for j, text in enumerate(fresh):
             self._rows[text] = self._n + j
         block = vectors[list(fresh.values())].contiguous()  # (n_new, d)
-        self._blocks.append(block)
-        self._n += len(fresh)
-        return self._write_shard(list(fresh), block) if write else None
+        self._append(block)
+        if not write:
+            return None
+        if self.flush_every is None:
+            return self._write_shard(list(fresh), block)
+        self._pending.append((list(fresh), block))
+        self._pending_n += len(fresh)
+        return self.flush() if self._pending_n >= self.flush_every else None
+
+    def flush(self) -> Path | None:
+        """Write the vectors added since the last shard as one shard; returns it (None: nothing pending)."""
+        if not self._pending:
+            return None
+        texts = [t for part, _ in self._pending for t in part]
+        block = torch.cat([b for _, b in self._pending])  # (pending, d)
+        self._pending, self._pending_n = [], 0
+        return self._write_shard(texts, block)
+
+    def _append(self, block: torch.Tensor) -> None:
+        """Copy ``block`` (n, d) after the stored rows, doubling the matrix when it is full."""
+        need = self._n + block.shape[0]
+        if self._matrix is None or need > self._matrix.shape[0]:
+            capacity = max(need, 2 * (self._matrix.shape[0] if self._matrix is not None else 0), 1024)
+            grown = torch.empty(capacity, block.shape[1], dtype=torch.float32)  # (capacity, d)
+            if self._matrix is not None:
+                grown[: self._n] = self._matrix[: self._n]
+            self._matrix = grown
+        self._matrix[self._n : need] = block
+        self._n = need
 
     def _write_shard(self, texts: list[str], vectors: torch.Tensor) -> Path:
         path = self.folder / f"{texts_hash(texts)}.safetensors"

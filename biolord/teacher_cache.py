@@ -68,7 +68,8 @@ class TeacherCache:
     ``texts_encoded``; ``stats()`` returns them, ``reset_stats()`` zeroes them (e.g. per epoch).
     """
 
-    def __init__(self, root, teacher=None, fingerprint: str | None = None, batch_size: int = 64):
+    def __init__(self, root, teacher=None, fingerprint: str | None = None, batch_size: int = 64,
+                 flush_every: int = 4096):
         if fingerprint is None:
             if teacher is None:
                 raise ValueError("TeacherCache needs a teacher or the teacher's fingerprint")
@@ -76,7 +77,8 @@ class TeacherCache:
         self.teacher = teacher
         self.fingerprint = fingerprint
         self.batch_size = int(batch_size)
-        self.store = EmbeddingStore(root, fingerprint)
+        # lookups during training meet a few new texts per step: written in shards of flush_every
+        self.store = EmbeddingStore(root, fingerprint, flush_every=flush_every)
         self.folder: Path = self.store.folder
         self.reset_stats()
 
@@ -98,6 +100,10 @@ class TeacherCache:
         """(B, d) float32 teacher vectors in the order of ``texts``; new texts are encoded and stored."""
         return self.store.vectors(texts, self._encode)
 
+    def flush(self) -> None:
+        """Write the vectors encoded since the last shard (the phases call it when training ends)."""
+        self.store.flush()
+
     def warm(self, texts: Sequence[str], chunk: int = 4096) -> int:
         """Encode and store every text not cached yet (in shards of ``chunk``); returns how many were new.
 
@@ -108,6 +114,7 @@ class TeacherCache:
             for start in range(0, len(new), chunk):
                 part = new[start : start + chunk]
                 self.store.add(part, self._encode(part))
+                self.store.flush()  # one shard per chunk: a killed warm-up keeps what it encoded
                 bar.update(len(part))
         return len(new)
 

@@ -113,3 +113,28 @@ def test_one_fingerprint_keys_every_store_and_sees_projection_prefix_and_tokeniz
     plain.encoder.normalize = True
     assert FrozenTeacher(plain.encoder, prefix="query: ").fingerprint() == fingerprint(plain)
     assert FrozenTeacher(plain.encoder).fingerprint() != fingerprint(plain)
+
+
+def test_deferred_writes_one_shard_per_flush_every_and_flush_writes_the_rest(tmp_path):
+    """A training loop adds a few texts per step: with flush_every the store writes one shard per that
+    many texts (not a file and an fsync per step), and flush() the remainder; every vector reads back."""
+    store = EmbeddingStore(tmp_path, "fp", flush_every=5)
+    for i in range(3):  # 3 x 2 texts: one shard once 6 >= 5 are pending
+        store.add([f"t{2 * i}", f"t{2 * i + 1}"], torch.full((2, 4), float(i)))
+    shards = lambda: sorted((tmp_path / "fp").glob("*.safetensors"))  # noqa: E731
+    assert len(shards()) == 1
+    store.add(["t6"], torch.full((1, 4), 3.0))
+    assert len(shards()) == 1 and store.get(["t6"]).tolist() == [[3.0] * 4]  # in memory before it is written
+    store.flush()
+    assert len(shards()) == 2 and store.flush() is None  # nothing left pending
+    again = EmbeddingStore(tmp_path, "fp")
+    assert len(again) == 7 and again.get(["t6", "t0", "t5"])[:, 0].tolist() == [3.0, 0.0, 2.0]
+
+
+def test_store_grows_past_its_first_capacity_and_keeps_every_row(tmp_path):
+    store = EmbeddingStore(tmp_path, "fp", flush_every=10_000)
+    vectors = torch.randn(3000, 8)
+    for start in range(0, 3000, 700):  # 5 adds; the matrix doubles from 1024 to 4096
+        store.add([f"x{i}" for i in range(start, min(start + 700, 3000))], vectors[start : start + 700])
+    texts = [f"x{i}" for i in (2999, 0, 1500, 1024, 1023)]
+    assert torch.equal(store.get(texts), vectors[[2999, 0, 1500, 1024, 1023]])

@@ -32,7 +32,7 @@ def test_guided_run_masks_candidates_and_caches_the_guide(tiny_train_cfg, tiny_m
     assert guided[0] < plain[0] - 1e-3
     shards = list(cache.rglob("*.safetensors"))
     assert shards  # the guide's vectors were stored, one vector per text
-    assert "guide cache:" in caplog.text and "'texts_encoded': 0" not in caplog.text
+    assert "teacher cache (guide):" in caplog.text and "'texts_encoded': 0" not in caplog.text
 
 
 def test_a_guide_that_does_not_exist_is_named(tiny_train_cfg, tmp_path):

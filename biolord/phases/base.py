@@ -67,6 +67,11 @@ class EmbeddingPhase(L.LightningModule):
         """What the batch line at start adds for this phase (negatives, loss terms)."""
         return ""
 
+    def caches(self) -> dict:
+        """The teacher caches (``biolord.teacher_cache``) the loss reads, by name: their counters are
+        logged after each epoch and their last vectors written when training ends."""
+        return {}
+
     # ---- the shared step ----------------------------------------------------------------------
     def on_train_start(self) -> None:
         world, per_device = self.trainer.world_size, self.batch_size_per_device
@@ -127,6 +132,14 @@ class EmbeddingPhase(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], prog_bar=True, batch_size=batch_size)
         self.log("train/global_batch", float(batch_size * distributed.world_size()), batch_size=batch_size)
+
+    def on_train_epoch_end(self) -> None:
+        for name, cache in self.caches().items():
+            log.info("teacher cache (%s): %s", name, cache.stats())
+
+    def on_train_end(self) -> None:
+        for cache in {id(c): c for c in self.caches().values()}.values():  # one cache may serve two names
+            cache.flush()
 
     # ---- optimizer, clipping, checkpoint ------------------------------------------------------
     def configure_optimizers(self):

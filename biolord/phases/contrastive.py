@@ -16,16 +16,12 @@ runs once per text, and a rerun on the same data reads them from disk.
 
 from __future__ import annotations
 
-import logging
-
 import torch
 
 from biolord.encoder import Encoder
 from biolord.losses import InfoNCELoss
 from biolord.phases.pair import PairPhase, pair_batch_line
 from biolord.teacher_cache import TeacherCache
-
-log = logging.getLogger(__name__)
 
 
 class ContrastivePhase(PairPhase):
@@ -50,6 +46,5 @@ class ContrastivePhase(PairPhase):
                      f"- {self.loss_fn.guide_margin:g} are masked")
         return line
 
-    def on_train_epoch_end(self) -> None:
-        if self.guide is not None:
-            log.info("guide cache: %s", self.guide.stats())
+    def caches(self) -> dict:
+        return {"guide": self.guide} if self.guide is not None else {}

@@ -133,6 +133,7 @@ class MultilingualPhase(EmbeddingPhase):
         # max_steps can stop an epoch half-way; its counters still belong in the history
         if getattr(self, "_epoch_open", False):
             self.on_train_epoch_end()
+        self.cache.flush()
 
 
 class DistillationEvalCallback(PeriodicEvaluation):

@@ -82,6 +82,5 @@ class SelfDistillPhase(PairPhase):
             return terms
         return terms + pair_batch_line(self.trainer.world_size * self.batch_size_per_device, self.loss_fn)
 
-    def on_train_epoch_end(self) -> None:
-        for name, cache in (("names", self.name_cache), ("sentences", self.sentence_cache)):
-            log.info("teacher cache (%s): %s", name, cache.stats())
+    def caches(self) -> dict:
+        return {"names": self.name_cache, "sentences": self.sentence_cache}
