@@ -11,6 +11,11 @@ separately). The table is ``biolord.pipeline.primary_table`` with a difference c
         "default=runs/e4/evaluation/results.jsonl@biolord" "+ Matryoshka=runs/v2/eval/results.jsonl" \\
         --reference "ST 600 s" > variants.md
     python bench/variants.py --history outputs/contrastive/<run>/metrics.json   # a run's held-out curve
+    python bench/variants.py --paired o0/quality.jsonl o1/quality.jsonl o2/quality.jsonl
+
+``--paired`` reads several ``bench/quality.py`` runs of one recipe under different data orders
+(``--seed``): one comparison moves by several points from order to order (UMNSRS-sim by ~3.7), so
+a lever is judged on the mean difference and its spread, not on one order.
 """
 
 from __future__ import annotations
@@ -56,12 +61,42 @@ def history_table(metrics_json: Path) -> str:
     return "\n".join(lines)
 
 
+def paired_table(files: list[str], ours: str = "biolord", theirs: str = "sentence-transformers") -> str:
+    """Per benchmark: ``ours - theirs`` under each run, the mean, the range and the runs won; then
+    the wins on the mean (the figure a single run's ``wins:`` line estimates)."""
+    per_run = []
+    for path in files:
+        rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+        by = {(r["label"], r["benchmark"]): r["metrics"][r["primary"]] for r in rows if "benchmark" in r}
+        benches = [b for (label, b) in by if label == ours and (theirs, b) in by]
+        if not benches:
+            raise SystemExit(f"{path}: no benchmark scored for both {ours!r} and {theirs!r}")
+        per_run.append({b: by[(ours, b)] - by[(theirs, b)] for b in benches})
+    benches = [b for b in per_run[0] if all(b in run for run in per_run)]
+    head = " | ".join(f"run {i + 1}" for i in range(len(files)))
+    lines = [f"| benchmark | {head} | mean | min .. max | runs won |", "|---|" + "---:|" * (len(files) + 3)]
+    won_on_mean = 0
+    for b in benches:
+        diffs = [run[b] for run in per_run]
+        mean = sum(diffs) / len(diffs)
+        won_on_mean += mean >= 0
+        lines.append(f"| {b} | " + " | ".join(f"{d:+.2f}" for d in diffs)
+                     + f" | **{mean:+.2f}** | {min(diffs):+.2f} .. {max(diffs):+.2f} | {sum(d >= 0 for d in diffs)}/{len(diffs)} |")
+    runs = "; ".join(f"run {i + 1}: {f}" for i, f in enumerate(files))
+    lines.append(f"\n{ours} - {theirs} per run ({runs}); wins on the mean: {won_on_mean}/{len(benches)}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("variants", nargs="*", help="label=results.jsonl[@model][+more]")
     parser.add_argument("--reference", default=None, help="label of the row the last column compares against")
     parser.add_argument("--history", default=None, help="a train.py run's metrics.json: its held-out curve instead")
+    parser.add_argument("--paired", nargs="+", default=None, help="quality.jsonl files of one recipe, one per data order")
     args = parser.parse_args()
+    if args.paired:
+        print(paired_table(args.paired))
+        return
     if args.history:
         print(history_table(Path(args.history)))
         return
