@@ -24,7 +24,7 @@ from biolord.model_source import ModelNotFoundError
 from biolord.phases.contrastive import ContrastivePhase
 from biolord.phases.hooks import ModuleParts, PhaseHooks, Report
 from biolord.phases.self_distill import DistillWeights, SelfDistillPhase
-from biolord.teacher_cache import FrozenTeacher, TeacherCache
+from biolord.teacher_cache import FrozenTeacher, TeacherCache, teacher_precision
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,8 @@ class ContrastiveHooks(PhaseHooks):
         except ModelNotFoundError as err:  # its message names model.name_or_path, the reader's usual key
             raise ModelNotFoundError(f"phase.guide.model={guide.model} (the guide of guided false-negative "
                                      f"filtering; null turns it off): {err}") from err
-        return TeacherCache(Path(str(guide.cache_dir)), FrozenTeacher(model), batch_size=guide.batch_size)
+        precision = teacher_precision(guide.get("precision"), OmegaConf.select(self.cfg, "trainer.precision"))
+        return TeacherCache(Path(str(guide.cache_dir)), FrozenTeacher(model, precision=precision), batch_size=guide.batch_size)
 
     def callbacks(self, data) -> list:
         ev = self.cfg.eval
@@ -166,7 +167,9 @@ class SelfDistillHooks(ContrastiveHooks):
         loss = self.loss(network)
         weights = DistillWeights(**phase.weights)
         root = Path(str(phase.teacher_cache_dir))
-        names = TeacherCache(root, FrozenTeacher(teacher), batch_size=phase.teacher_batch_size)  # names and, for KL, texts
+        precision = teacher_precision(phase.get("teacher_precision"), OmegaConf.select(cfg, "trainer.precision"))
+        names = TeacherCache(root, FrozenTeacher(teacher, precision=precision),
+                             batch_size=phase.teacher_batch_size)  # names and, for KL, texts
         sentences = names  # the texts' MSE targets
         if phase.get("sentence_teacher"):
             # the base model teaches the sentence side: general sentence geometry is kept
@@ -174,7 +177,7 @@ class SelfDistillHooks(ContrastiveHooks):
                                                max_seq_length=network.max_seq_length)
             if sentence.dim != network.dim:
                 raise ValueError(f"phase.sentence_teacher has dimension {sentence.dim}, the student {network.dim}")
-            sentences = TeacherCache(root, FrozenTeacher(sentence), batch_size=phase.teacher_batch_size)
+            sentences = TeacherCache(root, FrozenTeacher(sentence, precision=precision), batch_size=phase.teacher_batch_size)
         return SelfDistillPhase(network, loss, weights, names, sentences,
                                 **parts.kwargs(phase.get("tokens_per_forward")))
 

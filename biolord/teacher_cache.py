@@ -28,18 +28,41 @@ from biolord.console import Progress
 from biolord.embedding_store import EmbeddingStore
 
 
+def teacher_precision(setting: str | None, trainer_precision: str | None) -> str | None:
+    """``"bf16"`` when a teacher should run under bf16 autocast, else None (float32).
+
+    setting: ``auto`` (follow the trainer: bf16 under ``bf16-mixed``, the CPU default), ``bf16`` or
+    ``32``. A teacher's forward runs on every step of a distillation phase, in float32 it costs about
+    as much as the student's bf16 forward and backward together on CPU.
+    """
+    setting = str(setting or "auto")
+    if setting == "auto":
+        return "bf16" if str(trainer_precision or "").startswith("bf16") else None
+    if setting in ("bf16", "bf16-mixed"):
+        return "bf16"
+    if setting in ("32", "32-true", "fp32"):
+        return None
+    raise ValueError(f"teacher precision {setting!r}: choose auto (the trainer's), bf16 or 32")
+
+
 class FrozenTeacher(nn.Module):
     """A teacher that cannot be trained: no gradients, and ``train()`` keeps it in eval mode.
 
     Lightning calls ``.train()`` on the whole LightningModule; without the override a teacher held
     as a submodule would switch dropout on and give different vectors each time (open_clip's
     ``task/distill_task.py`` does the same).
+
+    precision: None (float32) or ``"bf16"``: the forward under bf16 autocast. Its vectors differ from
+    float32 ones by bf16 rounding, so they are stored under their own key (``fingerprint``).
     """
 
-    def __init__(self, encoder, prefix: str = ""):
+    def __init__(self, encoder, prefix: str = "", precision: str | None = None):
         super().__init__()
+        if precision not in (None, "bf16"):
+            raise ValueError(f"FrozenTeacher precision {precision!r}: None (float32) or 'bf16'")
         self.encoder = encoder.eval().requires_grad_(False)
         self.prefix = prefix or ""
+        self.precision = precision
 
     def train(self, mode: bool = True) -> "FrozenTeacher":
         return super().train(False)
@@ -50,12 +73,16 @@ class FrozenTeacher(nn.Module):
 
     @torch.no_grad()
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
-        return self.encoder.encode([self.prefix + t for t in texts], batch_size=batch_size).float()  # (n, d)
+        device = next(self.encoder.parameters()).device.type
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            return self.encoder.encode([self.prefix + t for t in texts], batch_size=batch_size).float()  # (n, d)
 
     def fingerprint(self) -> str:
-        """The model's key with this teacher's prefix in it: with no prefix, the key an evaluation of the
-        same model stores its vectors under (one store, ``biolord.encoder_spec.fingerprint``)."""
-        return encoder_spec.fingerprint(self.encoder, extra_prefix=self.prefix)
+        """The model's key with this teacher's prefix (and a bf16 forward) in it: in float32 with no
+        prefix, the key an evaluation of the same model stores its vectors under (one store,
+        ``biolord.encoder_spec.fingerprint``)."""
+        key = encoder_spec.fingerprint(self.encoder, extra_prefix=self.prefix)
+        return f"{key}-bf16" if self.precision == "bf16" else key
 
 
 class TeacherCache:

@@ -84,3 +84,28 @@ def test_frozen_teacher_stays_in_eval_mode_and_keys_on_weights_and_prefix(tiny_e
     with torch.no_grad():
         next(tiny_encoder.transformer.parameters()).add_(1.0)  # retrained weights, same path
     assert teacher.fingerprint() != before
+
+
+def test_teacher_precision_follows_the_trainer_and_names_a_bad_value():
+    from biolord.teacher_cache import teacher_precision
+
+    assert teacher_precision("auto", "bf16-mixed") == "bf16" and teacher_precision(None, "32-true") is None
+    assert teacher_precision("32", "bf16-mixed") is None and teacher_precision("bf16", "32-true") == "bf16"
+    with pytest.raises(ValueError, match="teacher precision 'fp8'.*auto"):
+        teacher_precision("fp8", "bf16-mixed")
+
+
+def test_a_bf16_teacher_is_close_to_float32_and_keyed_apart(tiny_model_dir):
+    """bf16 autocast makes a distillation step cheaper; its vectors differ by rounding, so they get
+    their own key and never mix with float32 vectors (an evaluation's) in one store."""
+    from biolord.encoder import Encoder
+
+    encoder = Encoder.load(str(tiny_model_dir), max_seq_length=32)
+    fp32, bf16 = FrozenTeacher(encoder), FrozenTeacher(encoder, precision="bf16")
+    texts = ["wilson disease", "a disorder of copper metabolism", "acute lung infection with fever"]
+    a, b = fp32.encode(texts), bf16.encode(texts)  # (3, d) each
+    assert b.dtype == torch.float32 and not torch.equal(a, b)  # the bf16 forward did run
+    assert torch.nn.functional.cosine_similarity(a, b).min() > 0.99
+    assert bf16.fingerprint() == fp32.fingerprint() + "-bf16"
+    with pytest.raises(ValueError, match="precision 'fp16'"):
+        FrozenTeacher(encoder, precision="fp16")
