@@ -109,7 +109,8 @@ class BiolordRunner:
     def round(self) -> dict:
         import lightning as L
 
-        from biolord.phases.contrastive import ContrastivePhase
+        from biolord.phases.hooks import ModuleParts
+        from biolord.pair_phases import ContrastiveHooks
 
         from biolord.chunking import padding_share
 
@@ -134,7 +135,10 @@ class BiolordRunner:
             num_sanity_val_steps=0,
             callbacks=[Timer()],
         )
-        trainer.fit(ContrastivePhase(self.encoder, self.cfg), train_dataloaders=self.data.train_dataloader())
+        # the module train.py builds (the phase's hooks and parts), fitted on this runner's encoder
+        hooks = ContrastiveHooks(self.cfg)
+        module = hooks.module(self.encoder, self.data, ModuleParts.from_config(self.cfg, hooks.batch_size_per_device))
+        trainer.fit(module, train_dataloaders=self.data.train_dataloader())
         return steady(ends, tokens, args.warmup, args.batch_size)
 
 

@@ -28,7 +28,6 @@ from biolord.console import quiet_lightning
 from biolord.loggers import LastTrainRow, finish_loggers, instantiate_loggers, log_config, log_model_artifact
 from biolord.phases import phase_hooks
 from biolord.phases.hooks import ModuleParts, PhaseHooks
-from biolord.phases.optim import GradientClip, Optimizer
 from biolord.progress_bar import StepProgressBar
 from biolord.resume import ChangedOptimSettings, ExactResumeCallback
 
@@ -57,8 +56,7 @@ def run(cfg: DictConfig) -> dict:
     network = hooks.network()
     # rank 0 writes data_stats.json: Lightning's DDP ranks run this before the process group exists
     data = hooks.data(network, output_dir if rank_zero_only.rank == 0 else None)
-    parts = ModuleParts(Optimizer.from_config(cfg.optim), GradientClip.from_trainer_config(cfg.trainer),
-                        hooks.batch_size_per_device, OmegaConf.to_container(cfg, resolve=True), gradcache)
+    parts = ModuleParts.from_config(cfg, hooks.batch_size_per_device)
     module = hooks.module(network, data, parts)
     if point is not None:
         point.check_same_model(module.state_dict(), hooks.model_key, hooks.model_name)

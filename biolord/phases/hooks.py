@@ -28,6 +28,12 @@ class ModuleParts:
     run_config: dict = field(repr=False)
     gradcache_mini_batch_size: int | None = None
 
+    @classmethod
+    def from_config(cls, cfg, batch_size_per_device: int) -> "ModuleParts":
+        """The parts ``biolord.train.run`` gives every phase (and a bench script that fits one phase)."""
+        return cls(Optimizer.from_config(cfg.optim), GradientClip.from_trainer_config(cfg.trainer), batch_size_per_device,
+                   OmegaConf.to_container(cfg, resolve=True), OmegaConf.select(cfg, "gradcache.mini_batch_size"))
+
     def kwargs(self, tokens_per_forward: int | None = None) -> dict:
         return {**vars(self), "tokens_per_forward": tokens_per_forward}
 
