@@ -59,7 +59,8 @@ def run(cfg: DictConfig) -> list[list[dict]]:
     mentions = list(cfg.get("mentions") or []) + ([cfg.mention] if cfg.get("mention") else [])
     if not mentions:
         raise ValueError('no mention given; add mention="..." or mentions=[a,b]')
-    options = {"id_column": cfg.id_column, "name_column": cfg.name_column} if cfg.dictionary_format == "tsv" else {}
+    # the TSV settings reach the reader whether the format is given or detected (BioSyn files ignore them)
+    options = {"id_column": cfg.id_column, "name_column": cfg.name_column, "header": bool(cfg.get("header", True))}
     model = model_name(cfg.get("model") or cfg.model_name_or_path)  # model=<x> is short for model_name_or_path
     encoder = encoder_spec.load_model(model, pooling=cfg.get("pooling"), normalize=cfg.get("normalize"),
                                       max_seq_length=cfg.get("max_seq_length"))

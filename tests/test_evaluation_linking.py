@@ -144,3 +144,23 @@ def test_link_command_reads_a_relative_dictionary_from_where_it_is_run(tmp_path,
     answer = json.loads(out.stdout)
     assert answer[0]["candidates"][0]["concept_id"] == "D004"
     assert "dictionary " in out.stderr and "4 concepts" in out.stderr and "link finished in" in out.stderr
+
+
+def test_link_reads_a_tsv_dictionary_with_its_own_columns_or_without_a_header(tmp_path, tiny_eval_model_dir):
+    """The TSV settings reach the reader when the format is detected too (they were dropped unless
+    dictionary_format=tsv); a header-less file gets an error that names header=false, then links with it."""
+    from biolord.evaluation.files import BenchmarkFileError
+    from biolord import config_store
+    from biolord.link import run
+
+    def link(name, *extra):
+        return run(config_store.compose("link", [f"model={tiny_eval_model_dir}", f"dictionary={tmp_path / name}",
+                                          "mention=wilson disease", "top_k=1", "device=cpu",
+                                          f"cache_dir={tmp_path / 'cache'}", *extra]))
+
+    (tmp_path / "named.tsv").write_text("cui\tstr\nD001\tataxia telangiectasia\nD004\twilson disease\n")
+    assert link("named.tsv", "id_column=cui", "name_column=str")[0][0]["concept_id"] == "D004"
+    (tmp_path / "bare.tsv").write_text("D001\tataxia telangiectasia\nD004\twilson disease\n")
+    with pytest.raises(BenchmarkFileError, match="column 'id' .*set header=false and give 0-based column numbers"):
+        link("bare.tsv")
+    assert link("bare.tsv", "header=false", "id_column=0", "name_column=1")[0][0]["concept_id"] == "D004"

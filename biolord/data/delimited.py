@@ -50,7 +50,8 @@ class Table:
         if column not in self.columns:
             raise self.error(
                 f"column {column!r} ({role}) not found in {self.path}; available: {self.columns}. "
-                f"Set {role}= to one of them (or a 0-based column number)"
+                f"Set {role}= to one of them (or a 0-based column number); if that first line is data, not "
+                "column names, the file has no header: set header=false and give 0-based column numbers"
             )
         return self.columns.index(column)
 
