@@ -110,3 +110,21 @@ def test_a_build_parses_an_obo_file_once_for_all_its_sources(files, tmp_path, mo
     assert table.report["terms_excluded"]["b"]["obsolete"] == 1
     rows = lambda t: sorted((r["concept_id"], r["name"], r["text"], r["kind"]) for r in t.dataset.to_list())
     assert rows(table) == sorted(sum((rows(one) for one in alone), []))
+
+
+def test_a_build_reads_a_packaged_ontology_once_for_all_its_sources(tmp_path, monkeypatch):
+    """The default data reads MONDO twice (definitions; synonyms and descriptions): one read per build,
+    and each source's rows are what a build of its own gives (HsapDv here: 239 concepts, fast)."""
+    from biolord.data import ontology
+    from biolord.data.build import load_or_build
+
+    sources = [{"type": "cellxgene", "ontology": "HsapDv", "kinds": ["definition"], "name": "d"},
+               {"type": "cellxgene", "ontology": "HsapDv", "kinds": ["synonym", "description"], "name": "g"}]
+    alone = [load_or_build([entry], 0, tmp_path / f"alone{i}") for i, entry in enumerate(sources)]
+    reads = []
+    read = ontology.cellxgene_concepts
+    monkeypatch.setattr(ontology, "cellxgene_concepts", lambda *a, **k: reads.append(a[0]) or read(*a, **k))
+    table = load_or_build(sources, 0, tmp_path / "together")
+    assert reads == ["HsapDv"]
+    rows = lambda t: sorted((r["concept_id"], r["name"], r["text"], r["kind"]) for r in t.dataset.to_list())
+    assert rows(table) == sorted(sum((rows(one) for one in alone), [])) and len(rows(table)) > 239

@@ -221,32 +221,44 @@ def obo_concepts(
 
 
 class OboCache:
-    """The OBO files one build has parsed, by file and synonym scopes, so that sources reading the
-    same file parse it once: the default data reads ``hp.obo`` twice (``hpo_definitions``,
-    ``hpo_graph``) and ``hpo_annotations`` reads its labels (pronto takes about 20 s on hp.obo).
-    Each caller still gets the parse's counts (``stats``, ``lenient``) in its own counters, as if it
-    had parsed the file itself. It lives as long as the build that makes it (``data.build``)."""
+    """The ontologies one build has parsed, so that sources reading the same one parse it once: the
+    default data reads ``hp.obo`` twice (``hpo_definitions``, ``hpo_graph``), ``hpo_annotations``
+    reads its labels (pronto takes about 20 s on hp.obo), and MONDO is read twice from
+    cellxgene-ontology-guide (``mondo_definitions``, ``mondo_graph``). OBO files are keyed by file and
+    synonym scopes, packaged ontologies by name. Each caller still gets the parse's counts
+    (``stats``, ``lenient``) in its own counters, as if it had parsed it itself. It lives as long as
+    the build that makes it (``data.build``)."""
 
     def __init__(self):
-        self._parsed: dict[tuple[Path, tuple[str, ...]], tuple[list[Concept], Counter, Counter]] = {}
+        self._parsed: dict[tuple, tuple[object, Counter, Counter]] = {}
+
+    def _once(self, key: tuple, parse, stats: Counter, lenient: Counter | None):
+        """``parse(stats, lenient)`` on the first call with ``key``; its counts replayed on every call."""
+        if key not in self._parsed:
+            own_stats, own_lenient = Counter(), Counter()
+            self._parsed[key] = (parse(own_stats, own_lenient), own_stats, own_lenient)
+        result, own_stats, own_lenient = self._parsed[key]
+        stats.update(own_stats)
+        if lenient is not None:
+            lenient.update(own_lenient)
+        return result
 
     def concepts(self, path: str | os.PathLike, stats: Counter, synonym_scopes: Iterable[str] = ("EXACT",),
                  lenient: Counter | None = None) -> list[Concept]:
         """``obo_concepts`` of the file, parsed on the first call only."""
         key = (Path(path).resolve(), tuple(sorted(set(synonym_scopes))))
-        if key not in self._parsed:
-            own_stats, own_lenient = Counter(), Counter()
-            self._parsed[key] = (obo_concepts(path, own_stats, key[1], own_lenient), own_stats, own_lenient)
-        concepts, own_stats, own_lenient = self._parsed[key]
-        stats.update(own_stats)
-        if lenient is not None:
-            lenient.update(own_lenient)
+        concepts = self._once(key, lambda st, le: obo_concepts(path, st, key[1], le), stats, lenient)
         return list(concepts)  # the Concepts are shared between callers: read, never changed
+
+    def cellxgene(self, name: str, stats: Counter, lenient: Counter | None = None) -> tuple[list[Concept], str]:
+        """``cellxgene_concepts`` of a packaged ontology (concepts, version), read on the first call only."""
+        concepts, version = self._once(("cellxgene", name), lambda st, le: cellxgene_concepts(name, st, le), stats, lenient)
+        return list(concepts), version
 
     def labels(self, path: str | os.PathLike, lenient: Counter | None = None) -> dict[str, str]:
         """{term id: label} of the file's terms (obsolete ones left out), from any parse of it made so far."""
         resolved = Path(path).resolve()
-        scopes = next((scopes for file, scopes in self._parsed if file == resolved), ("EXACT",))
+        scopes = next((key[1] for key in self._parsed if key[0] == resolved), ("EXACT",))
         return {c.id: c.label for c in self.concepts(path, Counter(), scopes, lenient)}
 
 

@@ -31,7 +31,7 @@ def _cellxgene(entry: dict, stats: Counter, lenient: Counter, obo: ontology.OboC
     name = entry.get("ontology")
     if not name:
         raise ValueError("data source of type 'cellxgene' needs 'ontology' (e.g. ontology: MONDO)")
-    concepts, version = ontology.cellxgene_concepts(name, stats, lenient)
+    concepts, version = obo.cellxgene(name, stats, lenient)  # MONDO read once for its two default sources
     log.info("%s %s: %d concepts", name, version, len(concepts))
     source = entry.get("name") or name.lower()
     for concept in concepts:
