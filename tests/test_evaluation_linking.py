@@ -164,3 +164,16 @@ def test_link_reads_a_tsv_dictionary_with_its_own_columns_or_without_a_header(tm
     with pytest.raises(BenchmarkFileError, match="column 'id' .*set header=false and give 0-based column numbers"):
         link("bare.tsv")
     assert link("bare.tsv", "header=false", "id_column=0", "name_column=1")[0][0]["concept_id"] == "D004"
+
+
+def test_tied_names_go_to_the_concept_listed_first():
+    """One name under two concepts has one score; the concept listed first in the dictionary wins,
+    whatever order topk gives ties in (and scores a rounding apart count as tied)."""
+    names = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]]), dim=1)
+    names[3, 1] += 2.5e-7  # a copy rounded apart in the last bits (float32 spacing at 1.0: 1.2e-7)
+    name_concept = torch.tensor([0, 3, 1, 2])  # name 1 (concept 3) is listed before names 2 and 3
+    query = torch.tensor([[0.0, 1.0]])
+    for order in ([0, 1, 2, 3], [0, 3, 2, 1]):  # the same dictionary stored in another order of rows
+        ranked = top_concepts(query, names[order], name_concept[order], k=3)[0]
+        first_listed = name_concept[order][1].item()
+        assert ranked[0][0] == first_listed

@@ -215,6 +215,12 @@ def top_concepts(queries: torch.Tensor, names: torch.Tensor, name_concept: torch
     queries: (Q, d), names: (N, d), unit norm; name_concept: (N,) concept index of each name. A
     concept's score is that of its best name. Names are read in score order until k distinct
     concepts are found (the window grows when synonyms fill it).
+
+    Ties go to the name listed first in the dictionary. MEDIC lists one name under several concepts
+    (the same text, so the same score); ``topk`` orders ties arbitrarily, so without this rule two
+    models that differ by rounding rank such concepts differently, and NCBI-disease acc@1 moved by 2
+    points between near-identical models. Scores equal to 6 decimals count as tied (a matrix product
+    may round two copies of one vector apart in the last bits).
     """
     results = []
     n_names = names.shape[0]
@@ -227,7 +233,7 @@ def top_concepts(queries: torch.Tensor, names: torch.Tensor, name_concept: torch
             block, complete = [], True
             for row_s, row_n, row_c in zip(top_scores.tolist(), top_names.tolist(), concepts.tolist()):
                 found, seen = [], set()
-                for s, n, c in zip(row_s, row_n, row_c):
+                for s, n, c in sorted(zip(row_s, row_n, row_c), key=lambda t: (-round(t[0], 6), t[1])):
                     if c not in seen:
                         seen.add(c)
                         found.append((c, n, s))
