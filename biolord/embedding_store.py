@@ -63,8 +63,7 @@ class EmbeddingStore:
         self._rows: dict[str, int] = {}
         self._matrix: torch.Tensor | None = None  # (capacity, d); rows [0, _n) are stored vectors
         self._n = 0
-        self._pending: list[tuple[list[str], torch.Tensor]] = []  # added, not yet on disk
-        self._pending_n = 0
+        self._pending: list[str] = []  # texts of the last rows of the matrix, added but not yet on disk
         self.hits = self.misses = 0
         self._read_shards()
 
@@ -123,23 +122,22 @@ class EmbeddingStore:
         for j, text in enumerate(fresh):
             self._rows[text] = self._n + j
         block = vectors[list(fresh.values())].contiguous()  # (n_new, d)
+        if not write:
+            self.flush()  # pending rows stay the last rows of the matrix
         self._append(block)
         if not write:
             return None
         if self.flush_every is None:
             return self._write_shard(list(fresh), block)
-        self._pending.append((list(fresh), block))
-        self._pending_n += len(fresh)
-        return self.flush() if self._pending_n >= self.flush_every else None
+        self._pending += fresh
+        return self.flush() if len(self._pending) >= self.flush_every else None
 
     def flush(self) -> Path | None:
         """Write the vectors added since the last shard as one shard; returns it (None: nothing pending)."""
         if not self._pending:
             return None
-        texts = [t for part, _ in self._pending for t in part]
-        block = torch.cat([b for _, b in self._pending])  # (pending, d)
-        self._pending, self._pending_n = [], 0
-        return self._write_shard(texts, block)
+        texts, self._pending = self._pending, []
+        return self._write_shard(texts, self._matrix[self._n - len(texts) : self._n])  # (pending, d)
 
     def _append(self, block: torch.Tensor) -> None:
         """Copy ``block`` (n, d) after the stored rows, doubling the matrix when it is full."""
