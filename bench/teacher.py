@@ -34,17 +34,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 SETTINGS = ("32, shard per step", "32", "bf16")
 
 
-def batches(args) -> list[tuple[list[str], list[str]]]:
+def batches(args, tokenizer) -> list[tuple[list[str], list[str]]]:
     """The default data's first training batches, as the sampler draws them (names, texts)."""
-    from hydra import compose, initialize_config_dir
-
     from biolord.data.datamodule import PairDataModule
-    from biolord.encoder import Encoder
+    from biolord.pipeline import compose_entry
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"data.batch_size_per_device={args.batch_size}", "logger=none"])
-    encoder = Encoder.from_config(cfg.model)
-    data = PairDataModule(cfg.data, encoder.tokenizer, args.max_seq_length, None)
+    cfg = compose_entry("train", [f"data.batch_size_per_device={args.batch_size}", "logger=none"])
+    data = PairDataModule(cfg.data, tokenizer, args.max_seq_length, None)
     data.setup("fit")
     rows = data.table.dataset
     out = []
@@ -76,7 +72,7 @@ def main() -> None:
     model = encoder_spec.load_model(args.model, max_seq_length=args.max_seq_length)
     teachers = {"32, shard per step": FrozenTeacher(model), "32": FrozenTeacher(model),
                 "bf16": FrozenTeacher(model, precision="bf16")}
-    data = batches(args)
+    data = batches(args, model.tokenizer)
     seconds: dict[str, list[float]] = {s: [] for s in SETTINGS}
     for r in range(args.rounds):
         part = data[r * args.steps : (r + 1) * args.steps]

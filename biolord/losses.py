@@ -105,9 +105,14 @@ def _false_negative_mask(
 ) -> torch.Tensor:
     """True where a candidate shares the anchor's concept but is not the anchor's own positive."""
     same = local_ids[:, None] == all_ids[None, :]  # (B, world*B)
-    own = torch.zeros_like(same)
+    return same & ~_own_pairs(labels, same.shape[1])
+
+
+def _own_pairs(labels: torch.Tensor, candidates: int) -> torch.Tensor:
+    """(B, candidates) bool, True at each local anchor's own positive (column ``labels[i]``)."""
+    own = torch.zeros(len(labels), candidates, dtype=torch.bool, device=labels.device)
     own[torch.arange(len(labels), device=labels.device), labels] = True
-    return same & ~own
+    return own
 
 
 @torch.no_grad()
@@ -120,9 +125,7 @@ def _guide_masks(
     rank, as the loss's. Returns the (B, world*B) mask of anchor -> positives and, when symmetric,
     of positive -> anchors.
     """
-    rows = torch.arange(len(labels), device=labels.device)
-    own = torch.zeros(len(labels), len(labels) * distributed.world_size(), dtype=torch.bool, device=labels.device)
-    own[rows, labels] = True  # (B, world*B)
+    own = _own_pairs(labels, len(labels) * distributed.world_size())  # (B, world*B)
     pair = (guide_anchors * guide_positives).sum(1, keepdim=True)  # (B, 1): the guide's score of each own pair
 
     def above(queries, candidates):

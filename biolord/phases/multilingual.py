@@ -133,7 +133,10 @@ class MultilingualPhase(EmbeddingPhase):
         # max_steps can stop an epoch half-way; its counters still belong in the history
         if getattr(self, "_epoch_open", False):
             self.on_train_epoch_end()
-        self.cache.flush()
+        super().on_train_end()  # the cache's last vectors written (EmbeddingPhase, via caches())
+
+    def caches(self) -> dict:
+        return {"teacher": self.cache}
 
 
 class DistillationEvalCallback(PeriodicEvaluation):
