@@ -211,3 +211,25 @@ def test_statistics_measure_long_texts_without_the_indexing_warning_in_their_own
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="data_stats", overrides=["data=biolord"], return_hydra_config=True)
     assert cfg.hydra.run.dir.startswith("outputs/data/") and cfg.data.sources
+
+
+def test_rows_carry_their_concepts_first_parent_as_group(tiny_obo, tiny_encoder, tmp_path):
+    dm = PairDataModule(_data_cfg(tmp_path / "cache", sources=[{"type": "obo", "path": str(tiny_obo)}], sibling_clusters=4),
+                        tiny_encoder.tokenizer, 32)
+    dm.setup()
+    ids = np.asarray(dm.table.dataset["concept_id"])
+    groups, keys = dm.table.column("group_key"), dm.table.column("concept_key")
+    children = ids != "TST:0000000"
+    assert len(set(groups[children].tolist())) == 1  # every child's parent is "disease"
+    assert set(groups[~children].tolist()) == set(keys[~children].tolist())  # the root: a family of its own
+    sampler = dm.sampler()
+    assert sampler.cluster_size == 4 and len(sampler.group_keys) == len(dm.train_indices)
+
+
+def test_file_rows_read_an_optional_group_column(tmp_path):
+    from biolord.data.tables import table_rows
+
+    path = tmp_path / "pairs.tsv"
+    path.write_text("concept_id\tname\ttext\tparent\nA\talpha\tthe first\tgreek\nB\tbeta\tthe second\t\n")
+    rows = list(clean_rows(table_rows({"type": "file", "path": str(path)}, Counter()), CleaningReport()))
+    assert [r["group"] for r in rows] == ["greek", None]  # an empty cell is no group

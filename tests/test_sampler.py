@@ -81,3 +81,45 @@ def test_too_few_concepts_for_a_unique_batch_is_a_clear_error():
     s = GlobalBatchSampler(keys, np.ones(6, dtype=int), np.zeros(6, dtype=np.int64), batch_size=4)
     with pytest.raises(ValueError, match="from 6 rows of 3 distinct concepts.*at most 3.*unique_concepts=false"):
         len(s)
+
+
+def _family_arrays(families=40, per_family=6, rows_per_concept=3, seed=0):
+    """Concept c belongs to family c // per_family; each concept has a few rows."""
+    concepts = families * per_family
+    keys = np.repeat(np.arange(concepts, dtype=np.int64), rows_per_concept)
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(5, 300, size=len(keys))
+    return keys, keys // per_family, lengths, np.zeros(len(keys), dtype=np.int64)
+
+
+@pytest.mark.parametrize("group_by_length", [False, True])
+def test_sibling_clusters_put_distinct_siblings_side_by_side(group_by_length):
+    keys, groups, lengths, sources = _family_arrays()
+    common = dict(concept_keys=keys, lengths=lengths, source_ids=sources, batch_size=16, seed=1, group_by_length=group_by_length)
+
+    def sibling_pairs(sampler):
+        # per global batch: pairs of rows whose concepts differ but share a family (hard negatives)
+        total = 0
+        for batch in map(np.asarray, sampler):
+            assert len(set(keys[batch].tolist())) == len(batch)  # the unique-concept rule still holds
+            g = groups[batch]
+            total += int((g[:, None] == g[None, :]).sum() - len(g)) // 2
+        return total
+
+    plain = sibling_pairs(GlobalBatchSampler(**common))
+    clustered = GlobalBatchSampler(**common, group_keys=groups, cluster_size=4)
+    assert sibling_pairs(clustered) > 5 * max(plain, 1)  # 40 families: a random batch of 16 holds few siblings (~7x measured)
+    drawn = np.concatenate([np.asarray(b) for b in clustered])
+    assert len(drawn) == len(set(drawn.tolist()))  # no row twice in an epoch
+    assert len(drawn) > 0.8 * len(keys)
+    assert list(clustered) == list(GlobalBatchSampler(**common, group_keys=groups, cluster_size=4))  # deterministic
+
+
+def test_sibling_clusters_shard_over_ranks_and_need_groups():
+    keys, groups, lengths, sources = _family_arrays()
+    kwargs = dict(concept_keys=keys, lengths=lengths, source_ids=sources, batch_size=8, seed=2, group_keys=groups, cluster_size=4)
+    batches, shards = _global_batches(kwargs, world=2)
+    for batch in batches:
+        assert len(set(keys[batch].tolist())) == 16  # across both ranks
+    with pytest.raises(ValueError, match="group_keys"):
+        GlobalBatchSampler(keys, lengths, sources, batch_size=8, cluster_size=4)

@@ -9,7 +9,9 @@ of the pipeline without touching Python strings again:
 - ``row_key``: 64-bit hash of (concept id, name, text), for exact de-duplication with numpy;
 - ``unit``: the concept's position in [0, 1) for the held-out split (``split.held_out``);
 - ``length``: characters of the text side, for length-grouped batches;
-- ``source_id``: index of the source in ``data.sources``, for mixing weights and reports.
+- ``source_id``: index of the source in ``data.sources``, for mixing weights and reports;
+- ``group_key``: 64-bit hash of the row's group (its concept's first parent), or of its concept id
+  when it has none, for sibling-cluster batches.
 
 The cache folder is keyed by the source configuration, file sizes and modification times, and the
 versions of the packages that ship the embedded ontologies; it is written to a temporary folder and
@@ -40,7 +42,7 @@ from biolord.data.split import concept_key, concept_unit
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2: distinct source names, number-only texts and line breaks inside CSV fields skipped
+FORMAT_VERSION = 3  # 2: distinct source names, number-only texts and line breaks inside CSV fields skipped; 3: group_key
 
 
 def _features():
@@ -57,6 +59,7 @@ def _features():
             "row_key": datasets.Value("int64"),
             "unit": datasets.Value("float64"),
             "length": datasets.Value("int32"),
+            "group_key": datasets.Value("int64"),
         }
     )
 
@@ -171,6 +174,8 @@ def _build(sources: list[dict], split_seed: int, folder: Path) -> None:
                             "row_key": concept_key(f"{row['concept_id']}\x1f{row['name']}\x1f{row['text']}"),
                             "unit": concept_unit(row["concept_id"], split_seed),
                             "length": len(row["text"]),
+                            # a group hashed apart from concept ids (a parent's label may equal a concept id)
+                            "group_key": concept_key(f"group\x1f{row['group']}") if row["group"] else concept_key(row["concept_id"]),
                         }
                     )
             terms_excluded[labels[source_id]] = dict(stats)

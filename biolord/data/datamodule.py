@@ -168,6 +168,8 @@ class PairDataModule(L.LightningDataModule):
             unique_concepts=cfg.get("unique_concepts", True),
             group_by_length=cfg.get("group_by_length", True),
             weights=self.weights,
+            group_keys=table.column("group_key")[idx],
+            cluster_size=cfg.get("sibling_clusters") or 0,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -50,7 +50,8 @@ def concept_rows(concept: Concept, source: str, kinds: Iterable[str]) -> Iterato
     """
     kinds = set(kinds)
     names = list(dict.fromkeys([concept.label, *concept.synonyms]))
-    base = {"concept_id": concept.id, "source": source}
+    # the family for sibling-cluster batches: the first parent by label (None for a root)
+    base = {"concept_id": concept.id, "source": source, "group": min(concept.parents) if concept.parents else None}
     if "definition" in kinds and concept.definition:
         for name in names:
             yield {**base, "name": name, "text": concept.definition, "kind": "definition"}

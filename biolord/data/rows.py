@@ -1,5 +1,9 @@
 """Rows, the common currency of every data source: ``(concept_id, name, text, kind, source)``.
 
+A row may also carry ``group``: the concept's family (the ontologies give its first is_a parent),
+which sibling-cluster batches read (``data.sibling_clusters``, ``biolord.data.sampler``); None when
+the source has none.
+
 ``kind`` is one of ``definition`` (a name of the concept <-> its definition), ``synonym`` (the
 preferred name <-> another name) and ``description`` (a name <-> a sentence verbalised from the
 knowledge graph). Cleaning never drops silently: every skipped row is counted under a reason and
@@ -84,4 +88,6 @@ def clean_rows(rows: Iterable[dict], report: CleaningReport, dedup: bool = True)
             report.skipped[(source, reason)] += 1
             continue
         report.kept[source] += 1
-        yield {"concept_id": str(row["concept_id"]), "name": name, "text": text, "kind": kind, "source": source}
+        group = row.get("group")
+        yield {"concept_id": str(row["concept_id"]), "name": name, "text": text, "kind": kind, "source": source,
+               "group": None if group is None or not str(group).strip() else str(group)}

@@ -8,15 +8,24 @@ slice, so that
 - every rank draws the same plan from ``(seed, epoch)`` with no communication, and the shards are
   disjoint and of equal length (the gather needs equal batch sizes);
 - length grouping (texts of similar length in one batch, as transformers' LengthGroupedSampler)
-  cuts padding, since each side is padded to its longest member.
+  cuts padding, since each side is padded to its longest member;
+- optionally, sibling clusters: rows of concepts that share a group (in the ontologies, their first
+  is_a parent) come in runs of ``cluster_size`` distinct concepts, so that each anchor meets its
+  siblings' texts as in-batch negatives (hard negatives from the graph, in the manner of TAS-B's
+  topic-aware batches, Hofstaetter et al. 2021). Clusters are shuffled, and length grouping then
+  orders whole clusters.
 
 Indices are positions in the arrays given (the caller maps them back to table rows).
 """
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from torch.utils.data import Sampler
+
+log = logging.getLogger(__name__)
 
 
 class GlobalBatchSampler(Sampler[list[int]]):
@@ -33,11 +42,16 @@ class GlobalBatchSampler(Sampler[list[int]]):
         group_by_length: bool = True,
         mega_batches: int = 50,
         weights: list[float] | None = None,
+        group_keys: np.ndarray | None = None,  # (N,) int64: rows of one group are siblings
+        cluster_size: int = 0,  # sibling rows placed together, at most this many (0 or 1: off)
     ):
         self.keys, self.lengths, self.source_ids = concept_keys, lengths, source_ids
         self.batch_size, self.world, self.rank, self.seed = batch_size, world_size, rank, seed
         self.unique_concepts, self.group_by_length, self.mega_batches = unique_concepts, group_by_length, mega_batches
         self.weights = weights
+        if cluster_size > 1 and group_keys is None:
+            raise ValueError("cluster_size > 1 needs group_keys (the group of each row, e.g. its concept's parent)")
+        self.group_keys, self.cluster_size = group_keys, int(cluster_size)
         self.epoch = 0
         self.trained = 0  # global batches of this epoch already trained on (see biolord.resume)
         self._resume: tuple[int, int] | None = None
@@ -83,7 +97,9 @@ class GlobalBatchSampler(Sampler[list[int]]):
             return self._plan_cache[1]
         rng = np.random.default_rng([self.seed, self.epoch])
         order = self._order(rng)
-        if self.group_by_length:
+        if self.cluster_size > 1:
+            order = self._sibling_clusters(order, rng)
+        elif self.group_by_length:
             chunk = self.mega_batches * self.global_batch
             order = np.concatenate(
                 [part[np.argsort(-self.lengths[part], kind="stable")] for part in np.array_split(order, max(1, -(-len(order) // chunk)))]
@@ -102,6 +118,45 @@ class GlobalBatchSampler(Sampler[list[int]]):
         plan = np.stack(batches)[rng.permutation(len(batches))]  # mix long and short batches over steps
         self._plan_cache = (self.epoch, plan)
         return plan
+
+    def _sibling_clusters(self, order: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``order`` rearranged into shuffled runs of at most ``cluster_size`` rows of distinct sibling concepts.
+
+        Rows are ranked within their concept (the first drawn row of a concept is layer 0, the next one
+        layer 1, ...); a (group, layer) block therefore holds each of the group's concepts at most once,
+        and is cut into runs of ``cluster_size``. A concept with no sibling forms a run of one row.
+        """
+        n = len(order)
+        if n == 0:
+            return order
+        keys, groups, at = self.keys[order], self.group_keys[order], np.arange(n)  # (n,) each
+        by_concept = np.argsort(keys, kind="stable")
+        starts = np.r_[True, keys[by_concept][1:] != keys[by_concept][:-1]]
+        layer = np.empty(n, dtype=np.int64)
+        layer[by_concept] = at - np.maximum.accumulate(np.where(starts, at, 0))  # (n,) row's rank in its concept
+        _, group_index = np.unique(groups, return_inverse=True)
+        group_rank = rng.permutation(group_index.max() + 1)[group_index]  # (n,) groups in a random order
+        pos = np.lexsort((at, layer, group_rank))  # by group, then layer, then the order's own (random) position
+        g, l = group_rank[pos], layer[pos]
+        block_start = np.r_[True, (g[1:] != g[:-1]) | (l[1:] != l[:-1])]
+        within = at - np.maximum.accumulate(np.where(block_start, at, 0))  # (n,) position in its (group, layer) block
+        cluster = np.cumsum(block_start | (within % self.cluster_size == 0)) - 1  # (n,) run id, in pos order
+        n_clusters = int(cluster[-1]) + 1
+        sizes = np.bincount(cluster)  # (n_clusters,)
+        log.info(
+            "sibling clusters (epoch %d): %d runs of up to %d rows, %.1f on average; %.0f%% of rows beside a sibling",
+            self.epoch, n_clusters, self.cluster_size, n / n_clusters, 100 * sizes[sizes > 1].sum() / n,
+        )
+        sequence = rng.permutation(n_clusters)  # the runs, shuffled
+        if self.group_by_length:  # long runs with long runs, within chunks of about mega_batches global batches
+            mean_length = np.bincount(cluster, weights=self.lengths[order][pos]) / sizes  # (n_clusters,)
+            per_chunk = max(1, round(self.mega_batches * self.global_batch * n_clusters / n))
+            sequence = np.concatenate(
+                [part[np.argsort(-mean_length[part], kind="stable")] for part in np.array_split(sequence, -(-n_clusters // per_chunk))]
+            )
+        rank = np.empty(n_clusters, dtype=np.int64)
+        rank[sequence] = np.arange(n_clusters)
+        return order[pos][np.argsort(rank[cluster], kind="stable")]
 
     def _fill(self, order: np.ndarray) -> list[np.ndarray]:
         """Greedy: a row whose concept is already in the batch waits for the next batch.

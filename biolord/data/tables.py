@@ -37,6 +37,7 @@ CANDIDATES = {
     "name": ("name", "concept_name", "term", "label", "anchor", "sentence1"),
     "text": ("text", "definition", "description", "positive", "sentence2"),
     "kind": ("kind", "type"),
+    "group": ("group", "parent"),  # optional: the concept's family, for data.sibling_clusters
 }
 EXTENSIONS = {".tsv": "csv", ".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet", ".txt": "text"}
 LINE_BREAK = "line break inside a field (a stray quote?)"
@@ -161,6 +162,8 @@ def table_rows(entry: dict, stats: Counter) -> Iterator[dict]:
             concept_id = f"{source}:{name.casefold()}" if isinstance(name, str) else None
         kind = record.get(columns["kind"]) if "kind" in columns else kind_default
         row = {"concept_id": concept_id, "name": name, "text": text, "kind": kind, "source": source}
+        if "group" in columns:
+            row["group"] = record.get(columns["group"])
         if quoted_csv and any(isinstance(v, str) and ("\n" in v or "\r" in v) for v in (name, text)):
             if not warned:
                 log.warning(
