@@ -26,7 +26,7 @@ from biolord.model_source import ModelNotFoundError
 from biolord.phases.hooks import ModuleParts, PhaseHooks, Report
 from biolord.phases.multilingual import DistillationEvalCallback, MultilingualPhase, ParallelCollator, ParallelDataModule
 from biolord.student import Student
-from biolord.teacher_cache import FrozenTeacher, TeacherCache
+from biolord.teacher_cache import FrozenTeacher, TeacherCache, teacher_precision
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,9 @@ class MultilingualHooks(PhaseHooks):
         print(f"\nParallel data ({self.parallel.source}): {len(self.train_rows)} training rows, {len(self.heldout_rows)} "
               f"held-out rows ({cfg.data.heldout_concepts} held-out concepts)\n{self.parallel.report()}")
         # the one loader: any folder, run folder or checkpoint, a multilingual student with its prefix and projection
+        precision = teacher_precision(phase.get("teacher_precision"), OmegaConf.select(cfg, "trainer.precision"))
         teacher = FrozenTeacher(encoder_spec.load_model(self.teacher_path, max_seq_length=phase.get("teacher_max_seq_length")),
-                                prefix=phase.get("teacher_prefix") or "")
+                                prefix=phase.get("teacher_prefix") or "", precision=precision)
         self.cache = TeacherCache(Path(cfg.paths.cache_dir) / "teacher_embeddings", teacher, batch_size=phase.teacher_batch_size)
         t0 = time.perf_counter()
         wanted = [r.en for r in self.train_rows + self.heldout_rows] + [r.xx for r in self.heldout_rows]

@@ -212,13 +212,15 @@ def test_procrustes_run_starts_with_the_students_own_cross_lingual_score(distill
         run(distill_cfg("model.projection_init=svd"))
 
 
-def test_bf16_with_clipping_and_the_fused_optimizer(distill_cfg):
+def test_bf16_with_clipping_and_the_fused_optimizer(distill_cfg, tmp_path):
     """bf16-mixed (the contrastive phase's CPU default) with gradient clipping: the phases share one
     clipping hook, which Lightning's precision plugin would otherwise refuse for the fused AdamW."""
     result = run(distill_cfg("trainer.precision=bf16-mixed", "trainer.gradient_clip_val=1.0", "trainer.max_steps=3",
                              "export=false"))
     after = result["history"][-1]["metrics"]
     assert all(torch.isfinite(torch.tensor(after[lang]["mse"])) for lang in ("de", "fr"))
+    # phase.teacher_precision=auto follows the trainer: the teacher ran under bf16, its vectors keyed apart
+    assert [p.name.endswith("-bf16") for p in (tmp_path / "cache" / "teacher_embeddings").iterdir()] == [True]
 
 
 def test_different_dimensions_fail_clearly_or_get_a_projection(distill_cfg, tiny_student_16):
