@@ -10,7 +10,7 @@ separately). The table is ``biolord.pipeline.primary_table`` with a difference c
     python bench/variants.py "ST 600 s=runs/st600/evaluation/results.jsonl@sentence-transformers" \\
         "default=runs/e4/evaluation/results.jsonl@biolord" "+ Matryoshka=runs/v2/eval/results.jsonl" \\
         --reference "ST 600 s" > variants.md
-    python bench/variants.py --history outputs/contrastive/<run>/metrics.json   # a run's held-out curve
+    python bench/variants.py --history outputs/contrastive/<run>/metrics.json   # a run's held-out (and benchmark) curve
     python bench/variants.py --paired o0/quality.jsonl o1/quality.jsonl o2/quality.jsonl
 
 ``--paired`` reads several ``bench/quality.py`` runs of one recipe under different data orders
@@ -58,6 +58,20 @@ def history_table(metrics_json: Path) -> str:
     for i, h in enumerate(history):
         wall = f"{minutes} min {seconds} s" if i == len(history) - 1 and metrics.get("seconds") else ""
         lines.append(f"| {h['step']} | {h['acc@1']:.2f} | {h['mrr']:.2f} | {wall} |")
+    curve = benchmark_curve(metrics.get("benchmarks") or [])
+    return "\n".join(lines) + (f"\n\n{curve}" if curve else "")
+
+
+def benchmark_curve(history: list[dict]) -> str:
+    """The training callback's benchmark scores (``bench.every_n_steps``), one row per step: the
+    Spearman of each relatedness / STS benchmark (its ``bench/<name>/spearman`` key)."""
+    names = list(dict.fromkeys(k.split("/")[1] for h in history for k in h if k.endswith("/spearman")))
+    if not names:
+        return ""
+    lines = ["| step | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names)]
+    for h in history:
+        cells = [f"{h[f'bench/{n}/spearman']:.2f}" if f"bench/{n}/spearman" in h else "–" for n in names]
+        lines.append(f"| {h['step']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -91,7 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("variants", nargs="*", help="label=results.jsonl[@model][+more]")
     parser.add_argument("--reference", default=None, help="label of the row the last column compares against")
-    parser.add_argument("--history", default=None, help="a train.py run's metrics.json: its held-out curve instead")
+    parser.add_argument("--history", default=None, help="a train.py run's metrics.json: its held-out curve (and its benchmark curve, with bench.every_n_steps) instead")
     parser.add_argument("--paired", nargs="+", default=None, help="quality.jsonl files of one recipe, one per data order")
     args = parser.parse_args()
     if args.paired:

@@ -29,3 +29,14 @@ def test_paired_table_means_ranges_and_wins_on_the_mean(tmp_path):
     assert "| +2.00 | +0.00 | **+1.00** | +0.00 .. +2.00 | 2/2 |" in rows["mayosrs"]
     assert "| +2.00 | -3.00 | **-0.50** | -3.00 .. +2.00 | 1/2 |" in rows["umnsrs"]
     assert table.endswith("wins on the mean: 1/2")
+
+
+def test_history_prints_the_benchmark_curve_of_a_run(tmp_path):
+    metrics = {"seconds": 65, "heldout_retrieval": [{"step": 0, "acc@1": 80.0, "mrr": 85.0}, {"step": 10, "acc@1": 82.5, "mrr": 86.0}],
+               "benchmarks": [{"step": 0, "bench/mayosrs/spearman": 45.5, "bench/mayosrs/pearson": 44.0},
+                              {"step": 10, "bench/mayosrs/spearman": 52.25, "bench/biosses/spearman": 81.0}]}
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(metrics))
+    table = _variants().history_table(path)
+    assert "| 10 | 82.50 | 86.00 | 1 min 5 s |" in table
+    assert "| step | mayosrs | biosses |" in table and "| 0 | 45.50 | – |" in table and "| 10 | 52.25 | 81.00 |" in table
