@@ -1,3 +1,4 @@
+import textwrap
 from collections import Counter
 
 import numpy as np
@@ -233,3 +234,53 @@ def test_file_rows_read_an_optional_group_column(tmp_path):
     path.write_text("concept_id\tname\ttext\tparent\nA\talpha\tthe first\tgreek\nB\tbeta\tthe second\t\n")
     rows = list(clean_rows(table_rows({"type": "file", "path": str(path)}, Counter()), CleaningReport()))
     assert [r["group"] for r in rows] == ["greek", None]  # an empty cell is no group
+
+
+def test_description_depth_names_the_ancestors_once_and_rejects_bad_depths(tmp_path):
+    """``description_depth: 3`` adds the grandparents and great-grandparents to the description, nearest first,
+    each once (a diamond does not repeat one); the default (1) names the parents only."""
+    obo = textwrap.dedent("""\
+        format-version: 1.2
+        ontology: dep
+
+        [Term]
+        id: DEP:1
+        name: disease
+
+        [Term]
+        id: DEP:2
+        name: lung disease
+        is_a: DEP:1
+
+        [Term]
+        id: DEP:3
+        name: airway disease
+        is_a: DEP:1
+
+        [Term]
+        id: DEP:4
+        name: bronchial disease
+        is_a: DEP:2
+        is_a: DEP:3
+
+        [Term]
+        id: DEP:5
+        name: asthma
+        synonym: "bronchial asthma" EXACT []
+        is_a: DEP:4
+        """)
+    from biolord.data.sources import source_rows
+
+    path = tmp_path / "dep.obo"
+    path.write_text(obo)
+
+    def texts(**extra):
+        rows = source_rows({"type": "obo", "path": str(path), "kinds": ["description"], **extra}, Counter())
+        return {(r["name"], r["text"]) for r in rows if r["concept_id"] == "DEP:5"}
+
+    assert texts() == {(n, "asthma is a bronchial disease.") for n in ("asthma", "bronchial asthma")}
+    deep = "asthma is a bronchial disease. asthma is also an airway disease, a lung disease and a disease."
+    assert texts(description_depth=3) == {(n, deep) for n in ("asthma", "bronchial asthma")}
+    for bad in (0, "2", 1.5):
+        with pytest.raises(ValueError, match="description_depth"):
+            list(source_rows({"type": "obo", "path": str(path), "description_depth": bad}, Counter()))

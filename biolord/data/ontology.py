@@ -41,12 +41,36 @@ class Concept:
     relations: list[tuple[str, str]] = field(default_factory=list)  # (relation, target label)
 
 
-def concept_rows(concept: Concept, source: str, kinds: Iterable[str]) -> Iterator[dict]:
+def ancestors(concepts: list[Concept], depth: int) -> dict[str, list[str]]:
+    """{concept id: labels of its ancestors 2..``depth`` is_a steps up}, nearest first, each once.
+
+    Walked over the parent labels of ``concepts`` (a label not among them ends that path), so that
+    every reader (cellxgene, OBO) gets the same ancestors from what it already read.
+    """
+    parents_of = {c.label: c.parents for c in concepts}
+    found = {}
+    for concept in concepts:
+        seen, level, above = {concept.label, *concept.parents}, concept.parents, []
+        for _ in range(depth - 1):
+            up = []
+            for parent in level:
+                for grand in parents_of.get(parent, ()):
+                    if grand not in seen:
+                        seen.add(grand)
+                        up.append(grand)
+            above.extend(up)
+            level = up
+        if above:
+            found[concept.id] = above
+    return found
+
+
+def concept_rows(concept: Concept, source: str, kinds: Iterable[str], ancestors: Iterable[str] = ()) -> Iterator[dict]:
     """The BioLORD pairs of one concept.
 
     - definition: every name (label and synonyms) <-> the definition;
     - synonym: the label <-> each other name;
-    - description: every name <-> the sentence verbalised from parents and relations.
+    - description: every name <-> the sentence verbalised from parents, ``ancestors`` and relations.
     """
     kinds = set(kinds)
     names = list(dict.fromkeys([concept.label, *concept.synonyms]))
@@ -59,7 +83,7 @@ def concept_rows(concept: Concept, source: str, kinds: Iterable[str]) -> Iterato
         for name in names[1:]:
             yield {**base, "name": concept.label, "text": name, "kind": "synonym"}
     if "description" in kinds:
-        text = describe(concept.label, concept.parents, concept.relations)
+        text = describe(concept.label, concept.parents, concept.relations, ancestors)
         if text:
             for name in names:
                 yield {**base, "name": name, "text": text, "kind": "description"}

@@ -12,7 +12,8 @@
   ``split``, ``columns``, ``format``), e.g. FremyCompany/AGCT-Dataset or FremyCompany/BioLORD-Dataset.
 
 Each entry may set ``name`` (the ``source`` column), ``kinds`` (ontologies), ``weight`` (mixing) and
-``max_rows``.
+``max_rows``; ontology entries also ``description_depth`` (1: descriptions name the parents; N: also the
+ancestors up to N is_a steps up, e.g. "X is a Y. X is also a Z.").
 """
 
 from __future__ import annotations
@@ -33,9 +34,7 @@ def _cellxgene(entry: dict, stats: Counter, lenient: Counter, obo: ontology.OboC
         raise ValueError("data source of type 'cellxgene' needs 'ontology' (e.g. ontology: MONDO)")
     concepts, version = obo.cellxgene(name, stats, lenient)  # MONDO read once for its two default sources
     log.info("%s %s: %d concepts", name, version, len(concepts))
-    source = entry.get("name") or name.lower()
-    for concept in concepts:
-        yield from ontology.concept_rows(concept, source, entry.get("kinds") or KINDS)
+    yield from _concept_rows(concepts, entry.get("name") or name.lower(), entry)
 
 
 def _obo(entry: dict, stats: Counter, lenient: Counter, obo: ontology.OboCache) -> Iterator[dict]:
@@ -43,9 +42,20 @@ def _obo(entry: dict, stats: Counter, lenient: Counter, obo: ontology.OboCache) 
     if not path:
         raise ValueError("data source of type 'obo' needs 'path' (an .obo file)")
     concepts = obo.concepts(path, stats, entry.get("synonym_scopes") or ("EXACT",), lenient=lenient)
-    source = entry.get("name") or str(path).rsplit("/", 1)[-1].removesuffix(".obo")
+    yield from _concept_rows(concepts, entry.get("name") or str(path).rsplit("/", 1)[-1].removesuffix(".obo"), entry)
+
+
+def _concept_rows(concepts: list[ontology.Concept], source: str, entry: dict) -> Iterator[dict]:
+    """The rows of an ontology's concepts, with the ancestors ``description_depth`` asks for."""
+    depth = entry.get("description_depth", 1)
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+        raise ValueError(
+            f"data source {source!r}: description_depth={depth!r}; give a whole number >= 1 "
+            "(1: descriptions name the parents, 2: also the grandparents, ...)"
+        )
+    above = ontology.ancestors(concepts, depth) if depth > 1 else {}
     for concept in concepts:
-        yield from ontology.concept_rows(concept, source, entry.get("kinds") or KINDS)
+        yield from ontology.concept_rows(concept, source, entry.get("kinds") or KINDS, above.get(concept.id, ()))
 
 
 def _hpo(entry: dict, stats: Counter, lenient: Counter, obo: ontology.OboCache) -> Iterator[dict]:

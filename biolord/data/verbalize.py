@@ -46,8 +46,10 @@ def join(items: Sequence[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def describe(name: str, parents: Sequence[str], relations: Sequence[tuple[str, str]] = ()) -> str | None:
-    """One sentence per fact group; ``relations`` are (relation id or name, target label) pairs.
+def describe(name: str, parents: Sequence[str], relations: Sequence[tuple[str, str]] = (),
+             ancestors: Sequence[str] = ()) -> str | None:
+    """One sentence per fact group; ``relations`` are (relation id or name, target label) pairs,
+    ``ancestors`` the labels further up than the parents ("X is a Y. X is also a Z.").
 
     Returns None when the concept has no parent and no relation (nothing to say).
     """
@@ -55,6 +57,9 @@ def describe(name: str, parents: Sequence[str], relations: Sequence[tuple[str, s
     parents = [lower_first(p) for p in dict.fromkeys(parents) if p]
     if parents:
         sentences.append(f"{name} is " + join([f"{article(p)} {p}" for p in parents]) + ".")
+    above = [lower_first(a) for a in dict.fromkeys(ancestors) if a]
+    if above:
+        sentences.append(f"{name} is also " + join([f"{article(a)} {a}" for a in above]) + ".")
     by_phrase: dict[str, list[str]] = {}
     for relation, target in relations:
         if not target:
