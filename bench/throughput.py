@@ -270,7 +270,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4096, help="training rows (MONDO) given to both")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
-    parser.add_argument("--precision", default="bf16-mixed", help="biolord's trainer.precision (default bf16-mixed, as conf/trainer)")
+    parser.add_argument("--precision", default="auto",
+                        help="biolord's trainer.precision (default auto, as conf/trainer: bf16-mixed where the hardware has bf16)")
     parser.add_argument("--st-precision", default=None, choices=["fp32", "bf16"],
                         help="sentence-transformers' precision (default: fp32 on CPU, bf16 on CUDA)")
     parser.add_argument("--tokens-per-forward", type=int, default=2048,
@@ -283,6 +284,9 @@ def main() -> None:
     args = parser.parse_args()
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     args.st_precision = args.st_precision or ("bf16" if args.device == "cuda" else "fp32")
+    from biolord.precision import resolve
+
+    args.precision = resolve(args.precision, "gpu" if args.device == "cuda" else "cpu")
     if args.rows < (args.warmup + args.steps) * args.batch_size:
         parser.error(f"--rows {args.rows} < (warmup + steps) x batch = {(args.warmup + args.steps) * args.batch_size}")
     try:

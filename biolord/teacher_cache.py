@@ -31,7 +31,8 @@ from biolord.embedding_store import EmbeddingStore
 def teacher_precision(setting: str | None, trainer_precision: str | None) -> str | None:
     """``"bf16"`` when a teacher should run under bf16 autocast, else None (float32).
 
-    setting: ``auto`` (follow the trainer: bf16 under ``bf16-mixed``, the CPU default), ``bf16`` or
+    setting: ``auto`` (follow the trainer: bf16 under ``bf16-mixed``, the default where
+    the CPU has bf16 instructions), ``bf16`` or
     ``32``. A teacher's forward runs on every step of a distillation phase, in float32 it costs about
     as much as the student's bf16 forward and backward together on CPU.
     """

@@ -20,9 +20,9 @@ import hydra
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from biolord import resume_point
+from biolord import precision, resume_point
 from biolord.checkpoint import AtomicCheckpointIO, EncoderSpecCallback, remove_stale_temp_files
 from biolord.console import quiet_lightning
 from biolord.loggers import LastTrainRow, finish_loggers, instantiate_loggers, log_config, log_model_artifact
@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig) -> dict:
     start = time.perf_counter()
     quiet_lightning()  # one copy of each Lightning message, from the seed line on (biolord.console)
+    # `auto` -> bf16-mixed only where the hardware has bf16 arithmetic; before anything reads it (teachers)
+    with open_dict(cfg):
+        cfg.trainer.precision = precision.resolve(cfg.trainer.get("precision"), cfg.trainer.get("accelerator"))
     hooks: PhaseHooks = phase_hooks(cfg.phase.name)(cfg)  # unknown phase: clear error before any heavy work
     gradcache = OmegaConf.select(cfg, "gradcache.mini_batch_size")
     check_run_settings(hooks.batch_size_per_device, cfg.trainer.get("max_steps"), cfg.trainer.get("max_epochs"),

@@ -6,8 +6,8 @@ The step, GradCache (``gradcache.mini_batch_size``), the length-sorted chunks
 (``phase.tokens_per_forward``), logging and the optimizer are every phase's
 (``biolord.phases.base``); the encoder, loss and sides are the pair phases' (``biolord.phases.pair``).
 
-Under mixed precision (``trainer.precision=bf16-mixed``, the CPU default: bf16 matmuls run about
-2.4x faster on CPUs with AVX512-BF16 or AMX) the encoder runs in bf16 and the loss in float32.
+Under mixed precision (``trainer.precision=bf16-mixed``, what ``auto`` picks on CPUs with
+AVX512-BF16 or AMX, where bf16 matmuls run about 2.4x faster) the encoder runs in bf16 and the loss in float32.
 
 With a guide (``phase.guide.model``, GISTEmbed-style false-negative filtering, ``biolord.losses``)
 the guide's vectors of the batch's names and texts come from a ``TeacherCache``: the frozen guide

@@ -74,7 +74,7 @@ class GradientClip:
 def clip_gradients(module, optimizer, clip: GradientClip) -> None:
     """Clip as configured. Without a loss scaler (fp32, bf16) the gradients are clipped as they are:
     Lightning's mixed-precision plugin refuses every fused optimizer, a guard meant for fp16's
-    scaler, which would otherwise rule out the fused AdamW under bf16 (the CPU default)."""
+    scaler, which would otherwise rule out the fused AdamW under bf16 (the default on bf16 CPUs)."""
     if not clip.value:
         return
     if getattr(module.trainer.precision_plugin, "scaler", None) is not None:  # fp16: Lightning unscales first
