@@ -232,6 +232,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    try:  # before any training: (b) would otherwise run for its whole budget and (a) then fail
+        import accelerate  # noqa: F401
+    except ImportError:
+        parser.error("SentenceTransformerTrainer needs accelerate>=1.1.0: pip install -e '.[bench]'")
 
     import torch
 
