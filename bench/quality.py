@@ -179,6 +179,13 @@ def run_sentence_transformers(args, base: str, data_cfg, budget: float, out: Pat
 
 
 # ---- evaluation and the table ------------------------------------------------------------------
+def print_short_budget_note(st: dict, budget: float) -> None:
+    """Say so when (a)'s calibrated schedule ended well before its budget: then it had less time than (b)."""
+    if st["seconds"] < 0.9 * budget:
+        print(f"note: sentence-transformers trained {st['seconds']:.0f} of its {budget:.0f} s ({st['steps']} steps planned "
+              f"from a calibrated {st['calibrated_s_per_step']} s/step): it had less time than biolord")
+
+
 def evaluate(models: dict[str, str], data_cfg, out: Path, benchmarks: list[str], max_seq_length: int = 128) -> list[dict]:
     """Every model scored by one evaluator: the same benchmarks and the same max length (a model's own
     setting would differ between rows: the base model's folder says 256, the trained ones 64)."""
@@ -256,6 +263,7 @@ def main() -> None:
         budget, data_cfg, base = float(args.budget), c_cfg.data, str(c_cfg.model.name_or_path)
         st = run_sentence_transformers(args, base, data_cfg, budget, out / "sentence-transformers")
         print(f"(a) sentence-transformers: {st['seconds']:.0f} s, {st['steps']} steps ({st['pairs']} pairs)")
+        print_short_budget_note(st, budget)
         results = evaluate({"base": base, "sentence-transformers": st["model_dir"]}, data_cfg,
                            out / "evaluation", list(args.benchmarks), args.eval_max_seq_length)
         from biolord.pipeline import primary_table
@@ -301,9 +309,7 @@ def main() -> None:
     print(f"\nbiolord - sentence-transformers: {', '.join(diffs)}")
     print(f"time: biolord {budget:.0f} s, sentence-transformers {st['seconds']:.0f} s; "
           f"load average at end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    if st["seconds"] < 0.9 * budget:
-        print(f"note: sentence-transformers trained {st['seconds']:.0f} of its {budget:.0f} s ({st['steps']} steps planned "
-              f"from a calibrated {st['calibrated_s_per_step']} s/step): it had less time than biolord")
+    print_short_budget_note(st, budget)
     print(f"{out}/quality.jsonl, quality.md, quality.png")
     print(f"wins: {won}/{n} benchmarks vs sentence-transformers at equal wall-clock (budget {budget:.0f} s)")
 
