@@ -7,6 +7,8 @@
 - ``hpo_annotations``: HPO's disease -> phenotype annotations (``biolord.data.annotations``: disease name <->
   "X is characterized by a, b and c."; ``features_per_row``, ``max_rows_per_disease``, ``path``, ``obo``);
 - ``obo``: any OBO file (``path: ...``);
+- ``drugs``: drug brand and generic names (drug-named-entity-recognition), with their ChEBI definitions and MeSH
+  classes (``biolord.data.drugs``: ``subset: clinical | all``, ``max_synonyms``, ``path``);
 - ``file``: a TSV / CSV / JSONL / Parquet / text file (``path``, ``columns``, ``format: pairs | agct``);
 - ``hf``: a Hugging Face dataset (``path``: hub name, local folder or ``save_to_disk`` folder; ``config``,
   ``split``, ``columns``, ``format``), e.g. FremyCompany/AGCT-Dataset or FremyCompany/BioLORD-Dataset.
@@ -22,7 +24,7 @@ import logging
 from collections import Counter
 from typing import Callable, Iterator
 
-from biolord.data import annotations, ontology, tables
+from biolord.data import annotations, drugs, ontology, tables
 from biolord.data.rows import KINDS
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,7 @@ SOURCES: dict[str, Callable[[dict, Counter, Counter, ontology.OboCache], Iterato
     "obo": _obo,
     "hpo": _hpo,
     "hpo_annotations": annotations.annotation_rows,
+    "drugs": drugs.drug_rows,
     "file": _table,
     "hf": _table,
 }
