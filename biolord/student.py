@@ -14,7 +14,7 @@ Why frozen word embeddings (``freeze_word_embeddings``, default true for the CPU
 multilingual-e5-small 96 M of the 118 M parameters are the 250 k-token embedding table; AdamW
 updates (and weight-decays) all of it every step although a batch touches a few hundred rows,
 which makes a CPU step several times slower. The transformer layers still learn the alignment.
-``freeze_layers`` (default 0) also freezes the first N transformer layers (see ``_freeze_bottom``).
+``freeze_layers`` (default 0) also freezes the first N transformer layers (``biolord.encoder.freeze_bottom``).
 
 Why a projection: MSE needs the student's vectors in the teacher's space. ``projection: true``
 adds a trainable linear layer after pooling (exported as a sentence-transformers ``Dense`` module,
@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from biolord.encoder import Encoder, encode_in_batches
+from biolord.encoder import Encoder, encode_in_batches, freeze_bottom
 from biolord.export import export_sentence_transformers
 
 PROMPT_NAME = "query"
@@ -53,10 +53,7 @@ class Student(nn.Module):
                  projection: bool = False, normalize: bool | None = None, freeze_word_embeddings: bool = False,
                  freeze_layers: int = 0):
         super().__init__()
-        if freeze_word_embeddings:
-            encoder.transformer.get_input_embeddings().requires_grad_(False)
-        if freeze_layers:
-            _freeze_bottom(encoder, int(freeze_layers))
+        freeze_bottom(encoder, freeze_word_embeddings, int(freeze_layers or 0))
         self.prefix = prefix or ""
         self.normalize = encoder.normalize if normalize is None else bool(normalize)
         self.encoder = encoder
@@ -141,23 +138,6 @@ class Student(nn.Module):
             cfg["prompts"] = {PROMPT_NAME: self.prefix}
             cfg["default_prompt_name"] = PROMPT_NAME
             cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
-
-
-def _freeze_bottom(encoder: Encoder, n: int) -> None:
-    """Freeze the embedding block and the first ``n`` transformer layers.
-
-    Why: backpropagation then stops at layer n (no weight or activation gradients below it), which
-    makes a CPU step cheaper, and the lower layers, which hold most of the multilingual lexical
-    knowledge, stay as pretrained. BERT / XLM-R / MPNet layouts (``encoder.layer``).
-    """
-    layers = getattr(getattr(encoder.transformer, "encoder", None), "layer", None)
-    if layers is None or not 0 <= n <= len(layers):
-        found = "no encoder.layer list" if layers is None else f"{len(layers)} layers"
-        raise ValueError(f"model.freeze_layers={n}: {encoder.source} has {found}; use 0..{len(layers or [])}")
-    embeddings = getattr(encoder.transformer, "embeddings", None) or encoder.transformer.get_input_embeddings()
-    embeddings.requires_grad_(False)
-    for layer in layers[:n]:
-        layer.requires_grad_(False)
 
 
 def _add_dense(folder: Path, linear: nn.Linear, normalize: bool) -> None:

@@ -169,3 +169,15 @@ def test_callbacks_come_from_the_config(tmp_path):
     assert len(made) == 1 and isinstance(made[0], BatchRecorder) and made[0].folder == tmp_path
     with pytest.raises(ValueError, match=r"callbacks.bad has no _target_ .*\+callbacks.bad._target_="):
         configured_callbacks(OmegaConf.create({"bad": {"folder": "x"}}))
+
+
+def test_frozen_bottom_stays_as_pretrained_in_a_contrastive_run(tiny_train_cfg, tmp_path):
+    from biolord.encoder import Encoder
+
+    cfg = tiny_train_cfg("model.freeze_layers=1")
+    run(cfg)
+    start = Encoder.load(cfg.model.name_or_path).state_dict()
+    trained = {k.removeprefix("encoder."): v for k, v in
+               load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")["state_dict"].items() if k.startswith("encoder.")}
+    changed = {k for k in start if not torch.equal(start[k], trained[k])}
+    assert changed and all(".layer.1." in k for k in changed)  # embeddings and layer 0 frozen, layer 1 trained
