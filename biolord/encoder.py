@@ -116,8 +116,7 @@ class Encoder(nn.Module):
     def from_config(cls, cfg) -> "Encoder":
         """Build from a ``model`` config group (``conf/model/*.yaml``), its bottom frozen as the group says."""
         encoder = cls.load(cfg.name_or_path, **load_settings(cfg))
-        freeze_bottom(encoder, bool(cfg.get("freeze_word_embeddings") or False), int(cfg.get("freeze_layers") or 0))
-        return encoder
+        return freeze_as_configured(encoder, cfg)
 
     # ---- forward ------------------------------------------------------------------------------
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -200,6 +199,12 @@ def freeze_bottom(encoder: Encoder, word_embeddings: bool = False, layers: int =
     embeddings.requires_grad_(False)
     for layer in stack[:layers]:
         layer.requires_grad_(False)
+
+
+def freeze_as_configured(encoder: Encoder, cfg) -> Encoder:
+    """``freeze_bottom`` with a ``model`` config section's ``freeze_word_embeddings`` / ``freeze_layers``."""
+    freeze_bottom(encoder, bool(cfg.get("freeze_word_embeddings") or False), int(cfg.get("freeze_layers") or 0))
+    return encoder
 
 
 def freeze_unused_pooler(transformer: nn.Module) -> None:

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from biolord import card, encoder_spec, matryoshka
 from biolord.data.datamodule import PairDataModule
-from biolord.encoder import Encoder, freeze_bottom
+from biolord.encoder import Encoder, freeze_as_configured
 from biolord.evaluation.benchmark_callback import BenchmarkCallback
 from biolord.evaluation.callback import HeldOutRetrievalCallback
 from biolord.export import export_sentence_transformers
@@ -151,9 +151,7 @@ class SelfDistillHooks(ContrastiveHooks):
                 f"phase.student_init=teacher: the teacher {teacher} is {encoder_spec.describe(student)}; a "
                 "self-distillation student is a plain encoder (its pairs are tokenized without a prefix, its "
                 "vectors not projected): use phase.student_init=base with model.name_or_path=<a plain encoder>")
-        m = self.cfg.model
-        freeze_bottom(student, bool(m.get("freeze_word_embeddings") or False), int(m.get("freeze_layers") or 0))
-        return student
+        return freeze_as_configured(student, self.cfg.model)
 
     def module(self, network: Encoder, data, parts: ModuleParts) -> SelfDistillPhase:
         cfg, phase = self.cfg, self.cfg.phase
