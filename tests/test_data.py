@@ -284,3 +284,44 @@ def test_description_depth_names_the_ancestors_once_and_rejects_bad_depths(tmp_p
     for bad in (0, "2", 1.5):
         with pytest.raises(ValueError, match="description_depth"):
             list(source_rows({"type": "obo", "path": str(path), "description_depth": bad}, Counter()))
+
+
+def test_abbreviation_kind_pairs_the_label_with_its_abbreviations_only():
+    from biolord.data.ontology import is_abbreviation
+
+    assert all(is_abbreviation(s) for s in ("DMD", "A-T", "T-PLL", "SCA2", "VFib", "GLUT1DS", "CMS-TA"))
+    assert not any(is_abbreviation(s) for s in ("Tinea", "type 2", "A", "dmd", "Wilson disease", "HNPCC syndrome", "ABCDEFGHIJK"))
+    c = Concept("X:1", "familial adenomatous polyposis", ["FAP", "adenomatous polyposis coli", "A-P-C"], "A polyposis.")
+    rows = list(concept_rows(c, "test", ["abbreviation"]))
+    assert [(r["name"], r["text"], r["kind"]) for r in rows] == [
+        ("familial adenomatous polyposis", "FAP", "abbreviation"), ("familial adenomatous polyposis", "A-P-C", "abbreviation")]
+    # opt-in: a source that names no kinds gives the three BioLORD kinds, not the abbreviation repeats
+    from biolord.data.rows import DEFAULT_KINDS
+
+    assert "abbreviation" not in DEFAULT_KINDS
+
+
+def test_abbreviation_rows_survive_beside_the_same_synonym_pair_and_deduplicate_among_themselves(tmp_path, data_cache):
+    """An abbreviation source repeats synonym pairs on purpose, to weight them up: the build's exact
+    de-duplication must not drop it as a copy of the synonym rows, yet two abbreviation sources that
+    give the same pair keep one."""
+    from biolord.data.build import load_or_build
+
+    obo = tmp_path / "abbr.obo"
+    obo.write_text(textwrap.dedent("""\
+        format-version: 1.2
+        ontology: abbr
+
+        [Term]
+        id: AB:1
+        name: familial adenomatous polyposis
+        synonym: "FAP" EXACT []
+        synonym: "adenomatous polyposis coli" EXACT []
+        """))
+    sources = [{"type": "obo", "path": str(obo), "kinds": ["synonym"], "name": "graph"},
+               {"type": "obo", "path": str(obo), "kinds": ["abbreviation"], "name": "abbr"},
+               {"type": "obo", "path": str(obo), "kinds": ["abbreviation"], "name": "abbr_again"}]
+    table = load_or_build(sources, split_seed=0, cache_dir=tmp_path / "cache")
+    kept = table.dataset.select(np.flatnonzero(table.keep).tolist())
+    assert sorted(zip(kept["kind"], kept["text"])) == [("abbreviation", "FAP"), ("synonym", "FAP"), ("synonym", "adenomatous polyposis coli")]
+    assert table.report["skipped"] == {"abbr_again (duplicate pair)": 1}

@@ -6,7 +6,8 @@ then opened memory-mapped (``Dataset.from_file``). Per-row integers computed her
 of the pipeline without touching Python strings again:
 
 - ``concept_key``: stable 64-bit hash of the concept id (loss masking, unique-concept batches);
-- ``row_key``: 64-bit hash of (concept id, name, text), for exact de-duplication with numpy;
+- ``row_key``: 64-bit hash of (concept id, name, text) (``rows.pair_identity``; with the kind for the
+  kinds that repeat pairs on purpose), for exact de-duplication with numpy;
 - ``unit``: the concept's position in [0, 1) for the held-out split (``split.held_out``);
 - ``length``: characters of the text side, for length-grouped batches;
 - ``source_id``: index of the source in ``data.sources``, for mixing weights and reports;
@@ -36,7 +37,7 @@ import numpy as np
 from biolord.atomic import atomic_folder
 from biolord.console import Progress, format_seconds
 from biolord.data.ontology import OboCache
-from biolord.data.rows import CleaningReport, clean_rows
+from biolord.data.rows import CleaningReport, clean_rows, pair_identity
 from biolord.data.sources import source_rows
 from biolord.data.split import concept_key, concept_unit
 
@@ -180,7 +181,7 @@ def _build(sources: list[dict], split_seed: int, folder: Path) -> None:
                             "kind": row["kind"],
                             "source_id": source_id,
                             "concept_key": concept_key(row["concept_id"]),
-                            "row_key": concept_key(f"{row['concept_id']}\x1f{row['name']}\x1f{row['text']}"),
+                            "row_key": concept_key(pair_identity(row)),
                             "unit": concept_unit(row["concept_id"], split_seed),
                             "length": len(row["text"]),
                             # a group hashed apart from concept ids (a parent's label may equal a concept id)
@@ -206,7 +207,7 @@ def _labelled(rows, label: str):
 
 
 def _dedup(folder: Path, labels: list[str], report: CleaningReport) -> np.ndarray:
-    """Exact duplicates (same concept, name and text) by 64-bit row hash; the first one is kept."""
+    """Exact duplicates (``rows.pair_identity``: same concept, name and text) by 64-bit row hash; the first one is kept."""
     from datasets import Dataset
 
     ds = Dataset.from_file(str(folder / "rows.arrow"))

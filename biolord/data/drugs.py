@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Iterator
 
 from biolord.data import ontology
+from biolord.data.rows import DEFAULT_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ def drug_rows(entry: dict, stats: Counter, lenient: Counter, obo: ontology.OboCa
     if not isinstance(max_synonyms, int) or isinstance(max_synonyms, bool) or max_synonyms < 0:
         raise ValueError(f"data source of type 'drugs': max_synonyms={max_synonyms!r}; give a whole number >= 0")
     source = entry.get("name") or "drugs"
-    kinds = entry.get("kinds") or ("definition", "synonym", "description")
+    kinds = entry.get("kinds") or DEFAULT_KINDS
     dictionary = load_dictionary(entry.get("path") or dictionary_path())
     obo = ontology.OboCache() if obo is None else obo
     definitions = chebi_definitions(obo, stats, lenient) if "definition" in kinds else {}

@@ -5,8 +5,9 @@ which sibling-cluster batches read (``data.sibling_clusters``, ``biolord.data.sa
 the source has none.
 
 ``kind`` is one of ``definition`` (a name of the concept <-> its definition), ``synonym`` (the
-preferred name <-> another name) and ``description`` (a name <-> a sentence verbalised from the
-knowledge graph). Cleaning never drops silently: every skipped row is counted under a reason and
+preferred name <-> another name), ``description`` (a name <-> a sentence verbalised from the
+knowledge graph) and ``abbreviation`` (the preferred name <-> a synonym that is an abbreviation: a
+subset of the synonym pairs, opt-in, so that a source of them can be weighted up). Cleaning never drops silently: every skipped row is counted under a reason and
 the counts are reported (logged at start and written to the run folder).
 """
 
@@ -17,7 +18,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
-KINDS = ("definition", "synonym", "description")
+KINDS = ("definition", "synonym", "description", "abbreviation")
+# the kinds a source gives when its entry names none (abbreviation pairs repeat synonym pairs)
+DEFAULT_KINDS = ("definition", "synonym", "description")
+# kinds whose pairs repeat another kind's on purpose (to weight them up): de-duplicated among themselves only
+REPEAT_KINDS = ("abbreviation",)
+
+
+def pair_identity(row: dict) -> str:
+    """What makes two rows the same pair: concept, name and text, and the kind for ``REPEAT_KINDS``."""
+    identity = f"{row['concept_id']}\x1f{row['name']}\x1f{row['text']}"
+    return f"{identity}\x1f{row['kind']}" if row["kind"] in REPEAT_KINDS else identity
 # "1000", "-3.5", "1,200", "2e-3", "45%": no name or text of a concept (ids may be numbers)
 NUMBER = re.compile(r"[+-]?(?:\d[\d,]*(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?%?")
 COLUMNS = ("concept_id", "name", "text", "kind", "source")
@@ -79,7 +90,7 @@ def clean_rows(rows: Iterable[dict], report: CleaningReport, dedup: bool = True)
             if name.casefold() == text.casefold():
                 reason = "name equals text"
             else:
-                key = (row["concept_id"], name, text)
+                key = pair_identity({**row, "name": name, "text": text})
                 if dedup and key in seen:
                     reason = "duplicate pair"
                 elif dedup:

@@ -25,7 +25,7 @@ from collections import Counter
 from typing import Callable, Iterator
 
 from biolord.data import annotations, drugs, ontology, tables
-from biolord.data.rows import KINDS
+from biolord.data.rows import DEFAULT_KINDS, KINDS
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def _concept_rows(concepts: list[ontology.Concept], source: str, entry: dict) ->
         )
     above = ontology.ancestors(concepts, depth) if depth > 1 else {}
     for concept in concepts:
-        yield from ontology.concept_rows(concept, source, entry.get("kinds") or KINDS, above.get(concept.id, ()))
+        yield from ontology.concept_rows(concept, source, entry.get("kinds") or DEFAULT_KINDS, above.get(concept.id, ()))
 
 
 def _hpo(entry: dict, stats: Counter, lenient: Counter, obo: ontology.OboCache) -> Iterator[dict]:
