@@ -325,3 +325,16 @@ def test_abbreviation_rows_survive_beside_the_same_synonym_pair_and_deduplicate_
     kept = table.dataset.select(np.flatnonzero(table.keep).tolist())
     assert sorted(zip(kept["kind"], kept["text"])) == [("abbreviation", "FAP"), ("synonym", "FAP"), ("synonym", "adenomatous polyposis coli")]
     assert table.report["skipped"] == {"abbr_again (duplicate pair)": 1}
+
+
+def test_the_abbreviation_data_config_is_the_default_four_sources_plus_two_abbreviation_sources(tmp_path):
+    """``data=embedded_abbreviations`` must stay the embedded default plus abbreviations: the same four
+    sources (weights added to keep their by-row-count mix), then one abbreviation source per ontology."""
+    from tests.conftest import compose
+
+    default = OmegaConf.to_container(compose([f"paths.output_dir={tmp_path}"]).data.sources)
+    abbr = OmegaConf.to_container(compose([f"paths.output_dir={tmp_path}", "data=embedded_abbreviations"]).data.sources)
+    assert [{k: v for k, v in s.items() if k != "weight"} for s in abbr[:4]] == default
+    assert all(s["weight"] > 0 for s in abbr) and [s["kinds"] for s in abbr[4:]] == [["abbreviation"], ["abbreviation"]]
+    share = sum(s["weight"] for s in abbr[4:]) / sum(s["weight"] for s in abbr)
+    assert 0.14 < share < 0.16  # the 15 % the config's comment and docs/training.md state
