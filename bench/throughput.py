@@ -259,7 +259,6 @@ def param_counts(module: torch.nn.Module) -> tuple[int, int]:
     return total, total - embeddings
 
 
-
 def require_accelerate(parser: argparse.ArgumentParser) -> None:
     """Stop with the install line before any training when sentence-transformers' trainer cannot run."""
     try:

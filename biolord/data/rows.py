@@ -7,8 +7,9 @@ the source has none.
 ``kind`` is one of ``definition`` (a name of the concept <-> its definition), ``synonym`` (the
 preferred name <-> another name), ``description`` (a name <-> a sentence verbalised from the
 knowledge graph) and ``abbreviation`` (the preferred name <-> a synonym that is an abbreviation: a
-subset of the synonym pairs, opt-in, so that a source of them can be weighted up). Cleaning never drops silently: every skipped row is counted under a reason and
-the counts are reported (logged at start and written to the run folder).
+subset of the synonym pairs, opt-in, so that a source of them can be weighted up). Cleaning never
+drops silently: every skipped row is counted under a reason and the counts are reported (logged at
+start and written to the run folder).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def pair_identity(row: dict) -> str:
     """What makes two rows the same pair: concept, name and text, and the kind for ``REPEAT_KINDS``."""
     identity = f"{row['concept_id']}\x1f{row['name']}\x1f{row['text']}"
     return f"{identity}\x1f{row['kind']}" if row["kind"] in REPEAT_KINDS else identity
+
+
 # "1000", "-3.5", "1,200", "2e-3", "45%": no name or text of a concept (ids may be numbers)
 NUMBER = re.compile(r"[+-]?(?:\d[\d,]*(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?%?")
 COLUMNS = ("concept_id", "name", "text", "kind", "source")
@@ -89,11 +92,11 @@ def clean_rows(rows: Iterable[dict], report: CleaningReport, dedup: bool = True)
             name, text = " ".join(row["name"].split()), " ".join(row["text"].split())
             if name.casefold() == text.casefold():
                 reason = "name equals text"
-            else:
+            elif dedup:  # the Arrow build passes dedup=False and hashes pair_identity itself
                 key = pair_identity({**row, "name": name, "text": text})
-                if dedup and key in seen:
+                if key in seen:
                     reason = "duplicate pair"
-                elif dedup:
+                else:
                     seen.add(key)
         if reason is not None:
             report.skipped[(source, reason)] += 1
