@@ -11,9 +11,17 @@ import torch
 import torch.nn.functional as F
 
 
-def embedding_mse(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-    """Mean squared error between (B, d) student and teacher vectors (Reimers & Gurevych 2020)."""
-    return F.mse_loss(student, teacher)
+def squared_distance(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of ||student_i - teacher_i||^2, for (B, d) vectors: the MSE distillation
+    term of Reimers & Gurevych (2020), summed over the d dimensions rather than averaged.
+
+    For L2-normalised vectors this is 2 - 2 cos, whatever d is. ``F.mse_loss`` divides it by d as
+    well, which left the term 1/384 (MiniLM) or 1/768 (mpnet) the size of the InfoNCE and KL terms
+    beside it: measured, a self-distillation student's sentence side drifted from its sentence
+    teacher as if the term were absent (docs/results.md, self-distillation). Alone (the multilingual
+    phase) the two differ by a constant factor that Adam ignores.
+    """
+    return (student - teacher).pow(2).sum(dim=-1).mean()
 
 
 def similarity_kl(

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from biolord.losses_distill import embedding_mse, similarity_kl
+from biolord.losses_distill import similarity_kl, squared_distance
 from biolord.train import run
 
 
@@ -21,7 +21,17 @@ def test_similarity_kl_matches_hand_computation():
     expected = (p * (p.log() - q.log())).sum(1).mean()
     assert similarity_kl(sa, sb, ta, tb).item() == pytest.approx(expected.item(), rel=1e-5)
     assert similarity_kl(ta, tb, ta, tb).item() == pytest.approx(0.0, abs=1e-6)
-    assert embedding_mse(sa, sa).item() == 0.0
+    assert squared_distance(sa, sa).item() == 0.0
+
+
+def test_squared_distance_does_not_shrink_with_the_dimension():
+    """For unit vectors the term is 2 - 2 cos at any d; F.mse_loss's mean over elements is d times smaller,
+    the scale that made the sentence teacher inert beside InfoNCE at d = 384."""
+    for d in (8, 384):
+        s, t = unit(16, d, 0), unit(16, d, 1)
+        expected = (2 - 2 * (s * t).sum(1)).mean()
+        assert squared_distance(s, t).item() == pytest.approx(expected.item(), rel=1e-5)
+        assert squared_distance(s, t).item() == pytest.approx(d * F.mse_loss(s, t).item(), rel=1e-5)
 
 
 @pytest.fixture
@@ -49,6 +59,16 @@ def test_self_distill_run_reuses_the_teacher_cache(tiny_train_cfg, contrastive_r
     result = run(tiny_train_cfg(*overrides, f"paths.output_dir={tmp_path}/sd1"))
     first = sum(calls)
     assert first > 0 and result["history"][-1]["step"] == 4
+    # each loss term is logged on its own, unweighted, beside the total
+    import csv
+
+    logged = list(csv.DictReader((tmp_path / "sd1" / "csv" / "metrics.csv").open()))
+    for term in ("train/mse", "train/kl", "train/contrastive"):
+        values = [float(r[term]) for r in logged if r.get(term)]
+        assert len(values) == 4 and all(v > 0 for v in values), (term, values)
+    total = [float(r["train/loss"]) for r in logged if r.get("train/loss")]
+    step0 = next(r for r in logged if r.get("train/mse"))
+    assert total[0] == pytest.approx(float(step0["train/mse"]) + float(step0["train/kl"]) + 0.5 * float(step0["train/contrastive"]), rel=1e-4)
     # a second run with the same teachers and data: every vector comes from disk
     calls.clear()
     run(tiny_train_cfg(*overrides, f"paths.output_dir={tmp_path}/sd2"))

@@ -5,7 +5,8 @@ student trained to reproduce it keeps the concept knowledge, and a second teache
 base model) on the sentence side keeps the general geometry (Remy et al., JAMIA 2024, section 2.3;
 the paper's exact recipe is not public offline, so every term is configurable):
 
-- ``weights.mse``: MSE(student(name), teacher(name)) + MSE(student(text), text_teacher(text));
+- ``weights.mse``: ||student(name) - teacher(name)||^2 + ||student(text) - text_teacher(text)||^2, each
+  averaged over the batch (``squared_distance``: summed over dimensions, so 2 - 2 cos for unit vectors);
 - ``weights.kl``: KL between the teacher's and the student's in-batch similarity distributions
   (names x texts, both embedded by the concept teacher);
 - ``weights.contrastive``: the InfoNCE of phase 1 on the pairs.
@@ -24,7 +25,7 @@ import torch
 
 from biolord.encoder import Encoder
 from biolord.losses import InfoNCELoss
-from biolord.losses_distill import embedding_mse, similarity_kl
+from biolord.losses_distill import similarity_kl, squared_distance
 from biolord.phases.pair import PairPhase, pair_batch_line
 from biolord.teacher_cache import TeacherCache
 
@@ -64,15 +65,19 @@ class SelfDistillPhase(PairPhase):
         t_names = self.name_cache.lookup(batch["names"]).to(anchors)  # (B, d)
         # the concept teacher's text vectors: KL targets, and MSE targets when it also teaches sentences
         t_texts = self.name_cache.lookup(batch["texts"]).to(positives) if w.kl else None  # (B, d)
-        loss = anchors.new_zeros(())
+        terms = {}
         if w.mse:
             same = t_texts is not None and self.sentence_cache is self.name_cache
             t_sent = t_texts if same else self.sentence_cache.lookup(batch["texts"]).to(positives)  # (B, d)
-            loss = loss + w.mse * (embedding_mse(anchors, t_names) + embedding_mse(positives, t_sent))
+            terms["mse"] = squared_distance(anchors, t_names) + squared_distance(positives, t_sent)
         if w.kl:
-            loss = loss + w.kl * similarity_kl(anchors, positives, t_names, t_texts, scale=self.loss_fn.scale)
+            terms["kl"] = similarity_kl(anchors, positives, t_names, t_texts, scale=self.loss_fn.scale)
         if w.contrastive:
-            loss = loss + w.contrastive * self.loss_fn(anchors, positives, batch["concept_id"])
+            terms["contrastive"] = self.loss_fn(anchors, positives, batch["concept_id"])
+        # each term on its own, unweighted: the balance of the weights is visible in the run's logs
+        for name, value in terms.items():
+            self.log(f"train/{name}", value.detach(), batch_size=anchors.shape[0])
+        loss = sum(getattr(w, name) * value for name, value in terms.items())
         return loss
 
     def describe(self) -> str:
