@@ -17,9 +17,9 @@ def squared_distance(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tens
 
     For L2-normalised vectors this is 2 - 2 cos, whatever d is. ``F.mse_loss`` divides it by d as
     well, which left the term 1/384 (MiniLM) or 1/768 (mpnet) the size of the InfoNCE and KL terms
-    beside it: measured, a self-distillation student's sentence side drifted from its sentence
-    teacher as if the term were absent (docs/results.md, self-distillation). Alone (the multilingual
-    phase) the two differ by a constant factor that Adam ignores.
+    beside it: measured, a self-distillation student's sentence side stayed where the contrastive
+    model had left it, as if the term were absent (docs/results.md, "the sentence teacher was
+    inert"). Alone (the multilingual phase) the two differ by a constant factor that Adam ignores.
     """
     return (student - teacher).pow(2).sum(dim=-1).mean()
 

@@ -76,9 +76,8 @@ class SelfDistillPhase(PairPhase):
             terms["contrastive"] = self.loss_fn(anchors, positives, batch["concept_id"])
         # each term on its own, unweighted: the balance of the weights is visible in the run's logs
         for name, value in terms.items():
-            self.log(f"train/{name}", value.detach(), batch_size=anchors.shape[0])
-        loss = sum(getattr(w, name) * value for name, value in terms.items())
-        return loss
+            self.log(f"train/{name}", value, batch_size=anchors.shape[0])  # Lightning logs a detached copy
+        return sum(getattr(w, name) * value for name, value in terms.items())
 
     def describe(self) -> str:
         w = self.weights
