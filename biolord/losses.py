@@ -7,6 +7,13 @@ definition / description) among every positive of the *global* batch. With Matry
 (``biolord.matryoshka``) the same loss is summed over prefixes of the embeddings; this module is the
 one place where they are applied, so the plain step and GradCache (``biolord.gradcache``) share it.
 
+Same-side negatives (``same_side``; GTE's "improved contrastive loss", Li et al. 2023, which
+sentence-transformers' ``MultipleNegativesRankingLoss`` offers as ``directions`` with
+``query_to_query`` / ``doc_to_doc``): each softmax also holds the other in-batch items of the query's
+own side, so a name must be closer to its definition than to the batch's other names. Concept
+benchmarks (MayoSRS, UMNSRS, linking) compare names with names, a geometry plain InfoNCE never
+scores; this term gives it its own in-batch negatives at no extra forward.
+
 Guided false-negative filtering (GISTEmbed, Solatorio 2024; sentence-transformers'
 ``GISTEmbedLoss``): a frozen guide model's vectors of the same pairs mark in-batch candidates the
 guide finds at least as close to the anchor as its own positive (minus ``guide_margin``); they are
@@ -39,6 +46,7 @@ def info_nce(
     weights: Sequence[float] | None = None,
     guide: tuple[torch.Tensor, torch.Tensor] | None = None,
     guide_margin: float = 0.0,
+    same_side: bool = False,
 ) -> torch.Tensor:
     """InfoNCE over local anchors x candidates gathered from every rank (with gradient).
 
@@ -55,15 +63,25 @@ def info_nce(
     guide: the guide's (B, g) L2-normalised vectors of the same anchors and positives, or None: a
         candidate the guide scores above ``guide(anchor) . guide(own positive) - guide_margin`` is
         masked (in each direction with its own scores), the own positive never.
+    same_side: the other anchors of the global batch are candidates for each anchor too (and, when
+        symmetric, the other positives for each positive), except those of the same concept (or, without
+        ``concept_ids``, itself): the softmax is over (B, 2*world*B) logits. Not with ``guide``.
     """
+    if same_side and guide is not None:
+        raise ValueError("phase.loss.same_side with phase.guide.model: the guide masks only the other side's "
+                         "candidates; set one of them off")
     batch = anchors.shape[0]
     all_positives = distributed.gather_with_grad(positives)  # (world*B, d), gathered once for every dim
-    all_anchors = distributed.gather_with_grad(anchors) if symmetric else None  # (world*B, d)
+    all_anchors = distributed.gather_with_grad(anchors) if symmetric or same_side else None  # (world*B, d)
     labels = torch.arange(batch, device=anchors.device) + distributed.rank() * batch  # (B,)
-    mask = None
+    mask = same_mask = None
     if concept_ids is not None:
         all_ids = distributed.gather_no_grad(concept_ids)  # (world*B,)
         mask = _false_negative_mask(concept_ids, all_ids, labels)  # (B, world*B)
+        if same_side:
+            same_mask = concept_ids[:, None] == all_ids[None, :]  # (B, world*B): itself and its concept's pairs
+    elif same_side:
+        same_mask = _own_pairs(labels, batch * distributed.world_size())  # (B, world*B): itself
     mask_t = mask  # the positive -> anchor direction
     if guide is not None:
         g_mask, g_mask_t = _guide_masks(*guide, labels, guide_margin, symmetric)
@@ -71,8 +89,9 @@ def info_nce(
         if symmetric:
             mask_t = g_mask_t if mask_t is None else mask_t | g_mask_t
 
+    terms = dict(labels=labels, mask=mask, mask_t=mask_t, same_mask=same_mask, scale=scale, symmetric=symmetric)
     if not dims:
-        return _info_nce_at(anchors, positives, all_positives, all_anchors, labels, mask, mask_t, scale)
+        return _info_nce_at(anchors, positives, all_positives, all_anchors, **terms)
     weights = weights or [1.0] * len(dims)
     loss = anchors.new_zeros(())
     for k, w in zip(dims, weights):
@@ -80,24 +99,35 @@ def info_nce(
             raise ValueError(f"matryoshka dimension {k} > embedding dimension {anchors.shape[1]}")
         a, p, all_p = (matryoshka.truncate(x, k) for x in (anchors, positives, all_positives))  # (B, k), (B, k), (world*B, k)
         all_a = matryoshka.truncate(all_anchors, k) if all_anchors is not None else None  # (world*B, k)
-        loss = loss + w * _info_nce_at(a, p, all_p, all_a, labels, mask, mask_t, scale)
+        loss = loss + w * _info_nce_at(a, p, all_p, all_a, **terms)
     return loss
 
 
-def _info_nce_at(anchors, positives, all_positives, all_anchors, labels, mask, mask_t, scale) -> torch.Tensor:
+def _info_nce_at(anchors, positives, all_positives, all_anchors, labels, mask, mask_t, same_mask, scale,
+                 symmetric) -> torch.Tensor:
     """The loss at one embedding size: anchors, positives (B, k); all_* (world*B, k) or None;
-    mask, mask_t: (B, world*B) bool or None, for the anchor -> positive and positive -> anchor terms."""
-    logits = scale * anchors @ all_positives.T  # (B, world*B)
-    if mask is not None:
-        logits = logits.masked_fill(mask, float("-inf"))
+    mask, mask_t: (B, world*B) bool or None, for the anchor -> positive and positive -> anchor terms;
+    same_mask: (B, world*B) bool, the same-side candidates left out, or None: no same-side candidates."""
+    logits = _direction(anchors, all_positives, all_anchors, mask, same_mask, scale)  # (B, world*B [x2])
     loss = F.cross_entropy(logits, labels)
-    if all_anchors is not None:
+    if symmetric:
         # The positive must also pick its own anchor among all anchors (CLIP-style second term).
-        logits_t = scale * positives @ all_anchors.T  # (B, world*B)
-        if mask_t is not None:
-            logits_t = logits_t.masked_fill(mask_t, float("-inf"))
+        logits_t = _direction(positives, all_anchors, all_positives, mask_t, same_mask, scale)
         loss = (loss + F.cross_entropy(logits_t, labels)) / 2
     return loss
+
+
+def _direction(queries, candidates, same_side, mask, same_mask, scale) -> torch.Tensor:
+    """Logits of one direction: queries (B, k) against the other side's candidates (world*B, k),
+    then, with ``same_mask``, against their own side's (world*B, k): (B, world*B) or (B, 2*world*B);
+    the label of query i stays its column in the first block."""
+    logits = scale * queries @ candidates.T  # (B, world*B)
+    if mask is not None:
+        logits = logits.masked_fill(mask, float("-inf"))
+    if same_mask is None:
+        return logits
+    same = (scale * queries @ same_side.T).masked_fill(same_mask, float("-inf"))  # (B, world*B)
+    return torch.cat([logits, same], dim=1)  # (B, 2*world*B)
 
 
 def _false_negative_mask(
@@ -151,8 +181,10 @@ class InfoNCELoss(nn.Module):
         matryoshka_weights: Sequence[float] | None = None,
         model_dim: int | None = None,
         guide_margin: float = 0.0,
+        same_side: bool = False,
     ):
         super().__init__()
+        self.same_side = bool(same_side)
         if scale <= 0:
             raise ValueError(f"loss.scale must be positive, got {scale}")
         self.guide_margin = float(guide_margin)
@@ -178,4 +210,5 @@ class InfoNCELoss(nn.Module):
         return info_nce(
             anchors, positives, ids, scale=self.scale, symmetric=self.symmetric,
             dims=self.matryoshka_dims, weights=self.matryoshka_weights, guide=guide, guide_margin=self.guide_margin,
+            same_side=self.same_side,
         )

@@ -26,14 +26,14 @@ def _global_batch():
     return a, p, ids, (ga, gp)
 
 
-def _worker(rank, world, port, out, dims, guided):
+def _worker(rank, world, port, out, dims, guided, same_side=False):
     init_gloo(rank, world, port)
     a, p, ids, (ga, gp) = _global_batch()
     b = len(a) // world
     sl = slice(rank * b, (rank + 1) * b)
     la, lp = a[sl].clone().requires_grad_(True), p[sl].clone().requires_grad_(True)
     guide = (ga[sl], gp[sl]) if guided else None
-    loss = info_nce(la, lp, ids[sl], symmetric=True, dims=dims, guide=guide)
+    loss = info_nce(la, lp, ids[sl], symmetric=True, dims=dims, guide=guide, same_side=same_side)
     loss.backward()
     # DDP averages gradients over ranks; the loss is the mean of the ranks' local means.
     grads = torch.cat([la.grad, lp.grad], dim=1) / world
@@ -48,17 +48,18 @@ def _worker(rank, world, port, out, dims, guided):
 
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed not available")
-@pytest.mark.parametrize("dims,guided", [(None, False), ([16, 4], False), (None, True)], ids=["full", "matryoshka", "guided"])
-def test_two_process_loss_and_grads_equal_global_batch(tmp_path, dims, guided):
+@pytest.mark.parametrize("dims,guided,same_side", [(None, False, False), ([16, 4], False, False), (None, True, False),
+                                                  ([16, 4], False, True)], ids=["full", "matryoshka", "guided", "same_side"])
+def test_two_process_loss_and_grads_equal_global_batch(tmp_path, dims, guided, same_side):
     """With Matryoshka dims the gathered candidates are truncated after the gather; with a guide its
     vectors are gathered as the candidates are: same result as one process."""
     out = tmp_path / "dist.pt"
-    mp.spawn(_worker, args=(2, free_port(), str(out), dims, guided), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), str(out), dims, guided, same_side), nprocs=2, join=True)
     got = torch.load(out)
 
     a, p, ids, guide = _global_batch()
     a.requires_grad_(True), p.requires_grad_(True)
-    ref = info_nce(a, p, ids, symmetric=True, dims=dims, guide=guide if guided else None)
+    ref = info_nce(a, p, ids, symmetric=True, dims=dims, guide=guide if guided else None, same_side=same_side)
     if guided:  # the guide did mask something, so the test can tell a missing gather
         assert ref.item() != pytest.approx(info_nce(a.detach(), p.detach(), ids, symmetric=True).item(), rel=1e-4)
     ref.backward()

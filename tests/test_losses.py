@@ -118,3 +118,47 @@ def test_guide_margin_reaches_the_module():
     ga, gp = unit(6, 4, 30), unit(6, 4, 31)
     module = InfoNCELoss(guide_margin=0.3)
     assert module(a, p, None, guide=(ga, gp)).item() == pytest.approx(guided_reference(a, p, ga, gp, 0.3), rel=1e-5)
+
+
+def reference_same_side(a, p, ids, scale=20.0):
+    """-log softmax of the own positive among the other side's candidates (same-concept others left
+    out) and the own side's items of other concepts (itself left out)."""
+    total = 0.0
+    for i in range(len(a)):
+        logits = [scale * (a[i] @ p[j]).item() for j in range(len(p)) if j == i or ids[j] != ids[i]]
+        logits += [scale * (a[i] @ a[j]).item() for j in range(len(a)) if ids[j] != ids[i]]
+        total += -scale * (a[i] @ p[i]).item() + math.log(sum(math.exp(x) for x in logits))
+    return total / len(a)
+
+
+def test_same_side_matches_reference_and_sentence_transformers():
+    """One direction with same-side negatives is sentence-transformers' MultipleNegativesRankingLoss with
+    directions=(query_to_doc, query_to_query), partition_mode=joint (cos_sim of unit vectors)."""
+    from sentence_transformers import losses as st_losses
+
+    a, p = unit(8, 8, 20), unit(8, 8, 21)
+    ids = torch.tensor([1, 2, 1, 3, 2, 4, 5, 6])
+    got = info_nce(a, p, ids, same_side=True).item()
+    assert got == pytest.approx(reference_same_side(a, p, ids.tolist()), rel=1e-5)
+    assert got > info_nce(a, p, ids).item()  # more candidates: a larger loss for the same vectors
+    sym = info_nce(a, p, ids, same_side=True, symmetric=True).item()
+    assert sym == pytest.approx((reference_same_side(a, p, ids.tolist()) + reference_same_side(p, a, ids.tolist())) / 2,
+                                rel=1e-5)
+    st = st_losses.MultipleNegativesRankingLoss(model=None, scale=20.0, directions=("query_to_doc", "query_to_query"))
+    distinct = torch.arange(8)  # sentence-transformers masks only the query itself
+    assert info_nce(a, p, distinct, same_side=True).item() == pytest.approx(
+        st.compute_loss_from_embeddings([a, p], None).item(), rel=1e-5)
+    assert info_nce(a, p, None, same_side=True).item() == pytest.approx(
+        st.compute_loss_from_embeddings([a, p], None).item(), rel=1e-5)
+
+
+def test_same_side_with_matryoshka_and_guide():
+    a, p = unit(6, 8, 22), unit(6, 8, 23)
+    ids = torch.arange(6)
+    dims = info_nce(a, p, ids, same_side=True, dims=[8, 4]).item()
+    cut = F.normalize(a[:, :4], dim=1), F.normalize(p[:, :4], dim=1)
+    assert dims == pytest.approx(info_nce(a, p, ids, same_side=True).item() + info_nce(*cut, ids, same_side=True).item(),
+                                 rel=1e-5)
+    with pytest.raises(ValueError, match="same_side"):
+        info_nce(a, p, ids, same_side=True, guide=(a, p))
+    assert InfoNCELoss(same_side=True)(a, p, ids).item() == pytest.approx(info_nce(a, p, ids, same_side=True).item())
