@@ -72,3 +72,32 @@ def test_pipeline_names_an_unknown_soup_stage(tmp_path, tiny_stage):
 
     with pytest.raises(ValueError, match=r"soup=.*'nope'.*choose among"):
         run(_pipeline_cfg(tmp_path, tiny_stage, "soup=[contrastive,nope]", "evaluate.benchmarks=[]"))
+
+
+def _documented_pipeline_commands():
+    """Each example command line `python pipeline.py <overrides>  # comment` of the docs and of the
+    pipeline's own help, as its override list."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    found = []
+    for path in (root / "docs" / "training.md", root / "conf" / "pipeline.yaml"):
+        for line in path.read_text().splitlines():
+            match = re.match(r"^[#\s]*python pipeline\.py((?: [^#`(]*)?)(?:#.*)?$", line)
+            if match and "[key=value" not in line:
+                found.append((path.name, shlex.split(match.group(1))))
+    return found
+
+
+def test_documented_pipeline_commands_compose():
+    """The examples users copy compose (a list of overrides needs each item quoted: Hydra reads
+    `[experiment=x]` as a syntax error); the GPU presets reach the stages."""
+    commands = _documented_pipeline_commands()
+    assert len(commands) >= 6, commands  # docs/training.md and the help text, 3-4 examples each
+    for where, overrides in commands:
+        cfg = compose([o for o in overrides if not o.startswith("--")], config_name="pipeline")
+        if any(o.startswith("contrastive=") for o in overrides):
+            assert list(cfg.contrastive) == ["experiment=biolord2023_c"], where
+            assert list(cfg.self_distill) == ["experiment=biolord2023_s"], where
